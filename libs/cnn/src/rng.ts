@@ -11,7 +11,7 @@ export interface Rng {
 
 /** Mixes a seed and any number of extra integers (epoch, step, shard...) into one 32-bit seed. */
 export function deriveSeed(seed: number, ...parts: number[]): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
+  let h = 0x9e3779b9; // not seed-dependent: `seed ^ K` here would cancel the first mix of `seed` below
   for (const p of [seed, ...parts]) {
     h = Math.imul(h ^ (p >>> 0), 0x85ebca6b) >>> 0;
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;

@@ -51,4 +51,12 @@ export interface ModelSpec {
   layers: LayerSpec[];
   /** Node whose value is the model output; default: the last layer. */
   output?: string;
+  /**
+   * Weight initialisation. `pytorch` (default): PyTorch's default layer init, weights and biases
+   * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5)), so results line up with
+   * PyTorch recipes. `he-xavier`: He normal before ReLU, Xavier uniform elsewhere, zero biases.
+   */
+  init?: ModelInit;
 }
+
+export type ModelInit = 'pytorch' | 'he-xavier';

@@ -1,0 +1,17 @@
+// Public face of @stride/cnn. Internals stay out on purpose.
+export type { Param, NamedArray, Pair, LayerSpec, ModelSpec, ModelInit } from './types.ts';
+export { createRng, deriveSeed } from './rng.ts';
+export type { Rng } from './rng.ts';
+export { Tensor, tensor, fromData, zeros, ones, noGrad, isGradEnabled } from './tensor.ts';
+export type { TensorOptions } from './tensor.ts';
+export { ShapeError } from './assert.ts';
+export * from './ops/index.ts';
+export * from './model/index.ts';
+export { encodeNamedArrays, decodeNamedArrays, paramsToBytes, SerializationError } from './serialize.ts';
+export * from './optim/index.ts';
+export * from './zoo/index.ts';
+// Low-level kernels on flat arrays (benchmarks, custom layers) and the WebAssembly SIMD backend switch.
+export { sgemm } from './kernels/gemm.ts';
+export { conv2dForward, conv2dBackwardInput, conv2dBackwardWeight, convOutSize } from './kernels/conv.ts';
+export type { Conv2dDims } from './kernels/conv.ts';
+export { initWasmKernels, kernelBackend, setWasmKernelsEnabled } from './kernels/wasm/runtime.ts';

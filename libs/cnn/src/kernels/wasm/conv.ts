@@ -1,0 +1,248 @@
+// Stride-1, undilated convolutions on the WebAssembly SIMD kernels: the fast path behind
+// conv2dForward / conv2dBackwardInput / conv2dBackwardWeight (../conv.ts). Other geometries
+// return false and take the im2col path (whose GEMM is also WebAssembly, see ./gemm.ts).
+//
+// "Column-expanded" input instead of im2col: for every filter column kx the zero-padded input is
+// stored shifted left by kx and cut to the output width,
+//   xe[c][kx][y][ox] = xpad[c][y][ox + kx]      (y < H + 2·padH, ox < outW),
+// which is kw copies of the input (im2col would be kh·kw). An output row oy then reads, for tap
+// (c, ky, kx), the row oy + ky of plane (c, kx), and since xe rows are exactly outW long, output
+// position p = oy·outW + ox reads xe at off(tap) + p with off(c, ky, kx) = ((c·kw + kx)·Hp + ky)·outW:
+// NR consecutive outputs of one tap are NR consecutive floats, a plain vector load, with no
+// junk columns to compute and throw away.
+//   forward:         out[co][p] = b[co] + Σ_tap w[co][tap] · xe[off(tap) + p]
+//   backward-input:  the forward of dY padded by k − 1 − pad with the filter flipped and its
+//                    channel axes swapped (the adjoint of a stride-1 convolution is one)
+//   backward-weight: dW[co][tap] += Σ_p dY[co][p] · xe[off(tap) + p]
+
+import type { Conv2dDims } from '../conv.ts';
+import type { Blocking } from './module.ts';
+import { type WasmKernels, beginLayout, region, reserve, wasmKernels } from './runtime.ts';
+
+/** Bytes of expanded input a block of filter taps may span (most of a 32 KB L1 data cache). */
+const L1_BYTES = 24 * 1024;
+
+function head(a: Float32Array, n: number): Float32Array {
+  return a.length === n ? a : a.subarray(0, n);
+}
+
+function roundUp(v: number, to: number): number {
+  return Math.ceil(v / to) * to;
+}
+
+/** The blocking for a convolution computing `rows` output channels (per group), and its drivers. */
+function blockingFor(k: WasmKernels, rows: number): { b: Blocking; fwd: WasmKernels['fn']['conv_fwd'] } {
+  const { main, alt } = k.shape;
+  return rows % main.mr !== 0 && rows % alt.mr === 0 ? { b: alt, fwd: k.fn.conv_fwd_alt } : { b: main, fwd: k.fn.conv_fwd };
+}
+
+/** The weight-gradient driver and its tile height for `rows` output channels (per group). */
+function wgradFor(k: WasmKernels, rows: number): WasmKernels['fn']['conv_wgrad'] {
+  const { main, alt } = k.shape;
+  return rows % main.wmr !== 0 && rows % alt.wmr === 0 ? k.fn.conv_wgrad_alt : k.fn.conv_wgrad;
+}
+
+/** The geometries these kernels handle. */
+function supported(d: Conv2dDims): boolean {
+  return d.strideH === 1 && d.strideW === 1 && d.dilH === 1 && d.dilW === 1;
+}
+
+/** Floats per plane of the column-expanded input (kw shifted copies of hp rows of outW). */
+function expandedPlane(kw: number, hp: number, outW: number): number {
+  return kw * hp * outW;
+}
+
+/** Byte offsets of every filter tap (channel, ky, kx) into a column-expanded sample. */
+function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, hp: number, outW: number): void {
+  let t = at >> 2;
+  for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) k.i32[t++] = 4 * ((c * kw + j) * hp + i) * outW;
+}
+
+/**
+ * Packs per group g the filter `w` as [cOutG][taps] rows into the micro-kernel's panels of MR rows:
+ * panel-major, then tap, then the MR rows. `value(g, row, tap)` reads the filter.
+ */
+function packFilter(k: WasmKernels, MR: number, at: number, groups: number, rows: number, taps: number, value: (g: number, row: number, tap: number) => number): number {
+  const panelRows = roundUp(rows, MR);
+  const f = k.f32;
+  const base = at >> 2;
+  f.fill(0, base, base + groups * panelRows * taps);
+  for (let g = 0; g < groups; g++) {
+    const gb = base + g * panelRows * taps;
+    for (let r = 0; r < rows; r++) {
+      const rb = gb + Math.floor(r / MR) * MR * taps + (r % MR);
+      for (let t = 0; t < taps; t++) f[rb + t * MR] = value(g, r, t);
+    }
+  }
+  return 4 * panelRows * taps;
+}
+
+/** A stride-1 convolution as the kernels see it: the expanded input's and the output's geometry. */
+interface ForwardPlan {
+  n: number;
+  /** Channels of the input (expanded per sample) and of the output. */
+  cIn: number;
+  cOut: number;
+  groups: number;
+  /** Input planes h×w, zero-padded by padH/padW, expanded to kw copies of hp × outW. */
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  padH: number;
+  padW: number;
+  outW: number;
+  /** Output positions per channel (outH·outW). */
+  p: number;
+}
+
+/**
+ * out (flat n × cOut × p) = (out +, when `accumulate`) the convolution of the dense input at `xAt`
+ * with the packed filter at `wAt` (`wPanel` bytes per group), output pre-filled at `gridAt`
+ * (rows pPad apart). Each sample is expanded into a buffer that stays in cache, then convolved
+ * with its taps taken in blocks whose expanded rows fit in L1.
+ */
+function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array, accumulate: boolean): void {
+  const { fn } = kern;
+  const { n, cIn, cOut, groups, h, w, kh, kw, padH, padW, outW, p } = c;
+  const cInG = cIn / groups;
+  const cOutG = cOut / groups;
+  const taps = cInG * kh * kw;
+  const plane = expandedPlane(kw, h + 2 * padH, outW);
+  // Taps per block: whole input channels whose expanded planes fit in L1_BYTES.
+  const kcTaps = Math.max(1, Math.floor(L1_BYTES / (4 * plane))) * kh * kw;
+  for (let s = 0; s < n; s++) {
+    fn.expand(xAt + 4 * s * cIn * h * w, xeAt, cIn, h, w, kw, padH, padW, outW, 4 * slack);
+    for (let g = 0; g < groups; g++) {
+      fwd(1, cOutG, taps, kcTaps, wAt + g * wPanel, xeAt + 4 * g * cInG * plane, 0, tabAt, gridAt + 4 * (s * cOut + g * cOutG) * pPad, 0, 4 * pPad);
+    }
+  }
+  const size = n * cOut * p;
+  if (!accumulate && pPad === p) {
+    out.set(kern.f32.subarray(gridAt >> 2, (gridAt >> 2) + size));
+    return;
+  }
+  if (accumulate) kern.f32.set(head(out, size), denseAt >> 2);
+  fn.copy2d(gridAt, 4 * pPad, 0, denseAt, 4 * p, 0, n * cOut, 1, p, accumulate ? 1 : 0);
+  out.set(kern.f32.subarray(denseAt >> 2, (denseAt >> 2) + size));
+}
+
+/** out = conv2d(x, w) + b (or out += … when `accumulate`). false: geometry or size not handled. */
+export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, d: Conv2dDims, accumulate: boolean): boolean {
+  const kern = wasmKernels();
+  if (kern === null || !supported(d)) return false;
+  const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const cOutG = cOut / groups;
+  const { b: blocking, fwd } = blockingFor(kern, cOutG);
+  const NR = 4 * blocking.nv;
+  const taps = (cIn / groups) * kh * kw;
+  const p = outH * outW;
+  const pPad = roundUp(p, NR);
+  const slack = pPad - p + NR;
+  beginLayout();
+  const xAt = region(n * cIn * h * width);
+  const xeAt = region(cIn * expandedPlane(kw, h + 2 * padH, outW), slack);
+  const tabAt = region(taps);
+  const wAt = region(groups * roundUp(cOutG, blocking.mr) * taps);
+  const bAt = region(cOut);
+  const gridAt = region(n * cOut * pPad);
+  const denseAt = accumulate || pPad !== p ? region(n * cOut * p) : gridAt;
+  if (!reserve(kern)) return false;
+  const { fn } = kern;
+  kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
+  writeTaps(kern, tabAt, cIn / groups, kh, kw, h + 2 * padH, outW);
+  const wPanel = packFilter(kern, blocking.mr, wAt, groups, cOutG, taps, (g, co, t) => w[(g * cOutG + co) * taps + t]);
+  if (b === null) {
+    fn.zero(gridAt, n * cOut * pPad * 4);
+  } else {
+    kern.f32.set(head(b, cOut), bAt >> 2);
+    fn.fill_bias(gridAt, n, cOut, pPad * 4, bAt);
+  }
+  const plan = { n, cIn, cOut, groups, h, w: width, kh, kw, padH, padW, outW, p };
+  forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, out, accumulate);
+  return true;
+}
+
+/** gradX += d(conv)/dx · gradOut. false: geometry or size not handled. */
+export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
+  const kern = wasmKernels();
+  // Padding beyond k − 1 would need a cropped (negative) padding of dY.
+  if (kern === null || !supported(d) || d.padH > d.kh - 1 || d.padW > d.kw - 1) return false;
+  const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const cInG = cIn / groups;
+  const cOutG = cOut / groups;
+  const { b: blocking, fwd } = blockingFor(kern, cInG);
+  const NR = 4 * blocking.nv;
+  const taps = cOutG * kh * kw;
+  // The adjoint convolution: input dY (outH × outW) padded by k − 1 − pad, output h × width.
+  const qh = kh - 1 - padH;
+  const qw = kw - 1 - padW;
+  const p = h * width;
+  const pPad = roundUp(p, NR);
+  const slack = pPad - p + NR;
+  beginLayout();
+  const gAt = region(n * cOut * outH * outW);
+  const geAt = region(cOut * expandedPlane(kw, outH + 2 * qh, width), slack);
+  const tabAt = region(taps);
+  const wAt = region(groups * roundUp(cInG, blocking.mr) * taps);
+  const gridAt = region(n * cIn * pPad);
+  const denseAt = region(n * cIn * p);
+  if (!reserve(kern)) return false;
+  kern.f32.set(head(gradOut, n * cOut * outH * outW), gAt >> 2);
+  writeTaps(kern, tabAt, cOutG, kh, kw, outH + 2 * qh, width);
+  // Row ci, tap (co, i, j) of the adjoint filter is w[co][ci][kh−1−i][kw−1−j].
+  const khw = kh * kw;
+  const wPanel = packFilter(kern, blocking.mr, wAt, groups, cInG, taps, (g, ci, t) => {
+    const co = Math.floor(t / khw);
+    return w[((g * cOutG + co) * cInG + ci) * khw + (khw - 1 - (t - co * khw))];
+  });
+  kern.fn.zero(gridAt, n * cIn * pPad * 4);
+  const plan = { n, cIn: cOut, cOut: cIn, groups, h: outH, w: outW, kh, kw, padH: qh, padW: qw, outW: width, p };
+  forwardPerSample(kern, fwd, plan, gAt, geAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, gradX, true);
+  return true;
+}
+
+/** gradW += d(conv)/dw · gradOut. false: geometry or size not handled. */
+export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array, gradW: Float32Array, d: Conv2dDims): boolean {
+  const kern = wasmKernels();
+  if (kern === null || !supported(d)) return false;
+  const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const cInG = cIn / groups;
+  const cOutG = cOut / groups;
+  const taps = cInG * kh * kw;
+  const plane = expandedPlane(kw, h + 2 * padH, outW);
+  const p = outH * outW;
+  // The reduction runs over whole vectors: dY rows are padded with zeros to a multiple of 4.
+  const len = roundUp(p, 4);
+  const slack = len - p + 4;
+  const wSize = cOut * taps;
+  beginLayout();
+  const xAt = region(n * cIn * h * width);
+  const xeAt = region(cIn * plane, slack);
+  const tabAt = region(taps);
+  const gAt = region(n * cOut * p);
+  const gpAt = len === p ? gAt : region(n * cOut * len);
+  const accAt = region(4 * wSize);
+  const gwAt = region(wSize);
+  if (!reserve(kern)) return false;
+  const { fn } = kern;
+  kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
+  writeTaps(kern, tabAt, cInG, kh, kw, h + 2 * padH, outW);
+  kern.f32.set(head(gradOut, n * cOut * p), gAt >> 2);
+  if (gpAt !== gAt) {
+    fn.zero(gpAt, n * cOut * len * 4);
+    fn.copy2d(gAt, 4 * p, 0, gpAt, 4 * len, 0, n * cOut, 1, p, 0);
+  }
+  fn.zero(accAt, 16 * wSize);
+  const wgrad = wgradFor(kern, cOutG);
+  for (let s = 0; s < n; s++) {
+    fn.expand(xAt + 4 * s * cIn * h * width, xeAt, cIn, h, width, kw, padH, padW, outW, 4 * slack);
+    for (let g = 0; g < groups; g++) {
+      wgrad(1, cOutG, taps, gpAt + 4 * (s * cOut + g * cOutG) * len, 0, 4 * len, 4 * len, xeAt + 4 * g * cInG * plane, 0, tabAt, accAt + 16 * g * cOutG * taps);
+    }
+  }
+  kern.f32.set(head(gradW, wSize), gwAt >> 2);
+  fn.wgrad_finish(accAt, wSize, gwAt);
+  gradW.set(kern.f32.subarray(gwAt >> 2, (gwAt >> 2) + wSize));
+  return true;
+}

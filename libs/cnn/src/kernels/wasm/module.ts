@@ -1,0 +1,455 @@
+// The WebAssembly SIMD kernels, generated as a module (see ./asm.ts for the notation).
+//
+// Everything is one register-blocked micro-kernel in two flavours:
+//   C[mr × NR] += A-panel[k × MR] · B[k × NR]   (NR = 4·nv columns, mr ≤ MR rows)
+// The A panel holds MR consecutive rows of A interleaved per k (`as` bytes per k step), each
+// value broadcast to the four lanes; the B row of step k is NR consecutive floats at
+//   - strided: b + k·bs (a row-major matrix read in place, or a packed panel),
+//   - table:   b + tab[k] (an "implicit im2col": tab holds the offset of every filter tap into a
+//     zero-padded image, so the row is NR consecutive output positions of the padded grid).
+// The accumulators start from C (so the caller pre-fills C with zeros, the bias, or the values
+// to accumulate onto) and sum strictly in k order: every output element is
+// ((c + a0·b0) + a1·b1) + … in float32, one multiply and one add per term. The order depends
+// only on the shapes, never on the thread or the blocking, so results are bit-reproducible.
+//
+// The weight gradient of a convolution is a reduction over output positions instead:
+//   acc[co][tap] (4 lanes) += dY[co][p..p+3] · xpad[tap + p..p+3]
+// with four partial sums per element (lane l sums the positions ≡ l mod 4, in order) that
+// `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
+
+import { type Code, type Local, ModuleWriter, bits, call, doWhile, f32, f32x4, f64, f64x2, forRange, get, i32, i32x4, ifThen, memoryFill, set, tee, v128 } from './asm.ts';
+
+/** Register blocking of one family of micro-kernels. */
+export interface Blocking {
+  /** Rows of C per micro-kernel (output channels for convolutions). */
+  mr: number;
+  /** f32x4 vectors of C per row (NR = 4·nv columns / output positions). */
+  nv: number;
+  /** Output channels per weight-gradient tile. */
+  wmr: number;
+  /** Filter taps per weight-gradient tile. */
+  wnt: number;
+}
+
+/**
+ * Two families: `main` (GEMM, and convolutions by default) and `alt`, used for a convolution whose
+ * channel count is a multiple of alt.mr (alt.wmr) but not of main.mr (main.wmr), e.g. 6 channels.
+ * V8 gives wasm 15 xmm registers and its scheduler hoists loads, so a tile of more than about 8
+ * accumulators spills one to the stack, which costs more than the larger tile saves.
+ */
+export interface KernelShape {
+  main: Blocking;
+  alt: Blocking;
+}
+
+export const DEFAULT_SHAPE: KernelShape = { main: { mr: 4, nv: 2, wmr: 4, wnt: 2 }, alt: { mr: 2, nv: 4, wmr: 3, wnt: 2 } };
+
+/** Exported functions of the kernel module; every address and stride is in bytes. */
+export interface KernelExports {
+  /**
+   * C[m × nPad] += op(A) · B. A: panels of MR rows, panel i at a + i·aPanel, `as` bytes per k.
+   * B: panels of NR columns, panel j at b + j·bPanel, `bs` bytes per k. nPad is a multiple of NR.
+   */
+  gemm(m: number, nPad: number, k: number, a: number, aPanel: number, as: number, b: number, bPanel: number, bs: number, c: number, ldc: number): void;
+  /**
+   * Per sample s < ns: out_s[co][p] += Σ_t w[co][t] · x_s[tab[t] + p] for p < ldc/4 (a multiple
+   * of NR), taps in blocks of kcTaps. w is packed in panels of MR channels ([panel][t][MR]);
+   * x_s = x + s·xStride, out_s = out + s·outStride, row co of out_s at co·ldc.
+   */
+  conv_fwd(ns: number, cOut: number, taps: number, kcTaps: number, w: number, x: number, xStride: number, tab: number, out: number, outStride: number, ldc: number): void;
+  /** `conv_fwd` with the `alt` blocking. */
+  conv_fwd_alt(ns: number, cOut: number, taps: number, kcTaps: number, w: number, x: number, xStride: number, tab: number, out: number, outStride: number, ldc: number): void;
+  /**
+   * acc[co][t] (v128 partial sums, [cOut][taps]) += Σ_s Σ_p dy_s[co][p] · x_s[tab[t] + p] over
+   * p < len/4 (len a multiple of 16); dy_s = dy + s·dyStride with planes dyPlane bytes apart.
+   */
+  conv_wgrad(ns: number, cOut: number, taps: number, dy: number, dyStride: number, dyPlane: number, len: number, x: number, xStride: number, tab: number, acc: number): void;
+  /** `conv_wgrad` with the `alt` blocking. */
+  conv_wgrad_alt(ns: number, cOut: number, taps: number, dy: number, dyStride: number, dyPlane: number, len: number, x: number, xStride: number, tab: number, acc: number): void;
+  /** dst[i] += (l0 + l1) + (l2 + l3) of acc[i], i < count. */
+  wgrad_finish(acc: number, count: number, dst: number): void;
+  /**
+   * For planes × rows rows of `len` floats: dst row (pl, r) at dst + pl·dstPlane + r·dstRow
+   * = (or += when `add` ≠ 0) src row at src + pl·srcPlane + r·srcRow.
+   */
+  copy2d(src: number, srcPlane: number, srcRow: number, dst: number, dstPlane: number, dstRow: number, planes: number, rows: number, len: number, add: number): void;
+  /**
+   * Column expansion: dst[pl][kx][y][ox] = src[pl][y − padH][ox + kx − padW] (zero outside the
+   * h×w image) for pl < planes, kx < kw, y < h + 2·padH, ox < outW; then `slack` zero bytes.
+   */
+  expand(src: number, dst: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, slack: number): void;
+  /** For s < ns, ch < c: fills `planeBytes` (a multiple of 16) at dst + (s·c + ch)·planeBytes with bias[ch]. */
+  fill_bias(dst: number, ns: number, c: number, planeBytes: number, bias: number): void;
+  /**
+   * Packs a strided matrix into panels `width` wide: element (o, q), o < outer, q < inner, read
+   * at src + o·oStride + q·qStride, goes to dst + ((o / width)·inner·width + q·width + o % width)·4.
+   * Panel padding is left as it is (the caller zeroes it).
+   */
+  pack(src: number, oStride: number, qStride: number, outer: number, inner: number, width: number, dst: number): void;
+  /** Zeroes `bytes` bytes at dst. */
+  zero(dst: number, bytes: number): void;
+  /** dst = max(src, 0) as `x > 0 ? x : 0`, over ⌈count/4⌉ whole vectors. */
+  relu_fwd(src: number, dst: number, count: number): void;
+  /** gx += x > 0 ? g : g·0, over ⌈count/4⌉ whole vectors. */
+  relu_bwd(x: number, g: number, gx: number, count: number): void;
+  /** 2×2 stride-2 max (sign 1) / min (sign −1) pooling of planes × h × w into planes × outH × outW (outW ≥ 4); argmax as flat input indices when withArg ≠ 0. */
+  maxpool2x2(x: number, out: number, arg: number, planes: number, h: number, w: number, outH: number, outW: number, sign: number, withArg: number): void;
+  /** dst[ch] += Σ over ns samples and `spatial` positions of g[s][ch][·], in float64. */
+  bias_grad(g: number, dst: number, ns: number, c: number, spatial: number): void;
+}
+
+/** Micro-kernels and drivers of one blocking; exports suffixed with `suffix`. */
+function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: boolean): void {
+  const { mr: MR, nv: NV, wmr: WMR, wnt: WNT } = blocking;
+  const NR = 4 * NV;
+  // micro[flavour][rows]: the C[rows × NR] micro-kernel, rows in 1..MR.
+  const micro = (table: boolean, rows: number): number =>
+    mw.func(null, ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], [], ([kc, ap, as, bp, bs, c, ldc], f) => {
+      const acc = Array.from({ length: rows }, () => f.localsOf('v128', NV));
+      const bv = f.localsOf('v128', NV);
+      const a = f.local('v128');
+      const crow = f.localsOf('i32', rows);
+      const baddr = table ? f.local('i32') : bp;
+      const code: Code[] = [set(crow[0], get(c))];
+      for (let r = 1; r < rows; r++) code.push(set(crow[r], i32.add(get(crow[r - 1]), get(ldc))));
+      for (let r = 0; r < rows; r++) for (let v = 0; v < NV; v++) code.push(set(acc[r][v], v128.load(get(crow[r]), 16 * v)));
+      const step: Code[] = [];
+      if (table) step.push(set(baddr, i32.add(get(bp), i32.load(get(bs)))));
+      for (let v = 0; v < NV; v++) step.push(set(bv[v], v128.load(get(baddr), 16 * v)));
+      for (let r = 0; r < rows; r++) {
+        step.push(set(a, v128.load32Splat(get(ap), 4 * r)));
+        for (let v = 0; v < NV; v++) step.push(set(acc[r][v], f32x4.add(get(acc[r][v]), f32x4.mul(get(a), get(bv[v])))));
+      }
+      step.push(set(ap, i32.add(get(ap), get(as))));
+      step.push(table ? set(bs, i32.add(get(bs), i32.c(4))) : set(bp, i32.add(get(bp), get(bs))));
+      code.push(doWhile(step, tee(kc, i32.sub(get(kc), i32.c(1)))));
+      for (let r = 0; r < rows; r++) for (let v = 0; v < NV; v++) code.push(v128.store(get(crow[r]), get(acc[r][v]), 16 * v));
+      return code;
+    });
+  const strided = [0];
+  const tabled = [0];
+  for (let r = 1; r <= MR; r++) {
+    strided.push(micro(false, r));
+    tabled.push(micro(true, r));
+  }
+
+  /** Calls kernels[rows](...args) for a runtime `rows` in 1..kernels.length-1. */
+  const dispatch = (kernels: number[], rows: Local, args: Code[]): Code =>
+    kernels.slice(1).map((fn, i) => ifThen(i32.eq(get(rows), i32.c(i + 1)), call(fn, ...args)));
+
+  if (withGemm) {
+    mw.func(`gemm${suffix}`, Array(11).fill('i32'), [], ([m, nPad, k, a, aPanel, as, b, bPanel, bs, c, ldc], f) => {
+      const [i0, j0, ap, bp, ct, mFull, rem] = f.localsOf('i32', 7);
+      const args = (): Code[] => [get(k), get(ap), get(as), get(bp), get(bs), get(ct), get(ldc)];
+      return [
+        set(mFull, i32.sub(get(m), i32.remU(get(m), i32.c(MR)))),
+        set(rem, i32.sub(get(m), get(mFull))),
+        set(bp, get(b)),
+        forRange(j0, i32.c(0), get(nPad), i32.c(NR), [
+          set(ap, get(a)),
+          set(ct, i32.add(get(c), i32.shl(get(j0), i32.c(2)))),
+          forRange(i0, i32.c(0), get(mFull), i32.c(MR), [
+            call(strided[MR], ...args()),
+            set(ap, i32.add(get(ap), get(aPanel))),
+            set(ct, i32.add(get(ct), i32.mul(get(ldc), i32.c(MR)))),
+          ]),
+          dispatch(strided.slice(0, MR), rem, args()),
+          set(bp, i32.add(get(bp), get(bPanel))),
+        ]),
+      ];
+    });
+  }
+
+  // Taps are taken in blocks of kcTaps (so a block's input rows stay in L1), and within a block
+  // every channel panel passes over one tile of positions before the next tile (so they share it).
+  // Blocking never changes the result: the micro-kernel resumes each sum from C, in tap order.
+  mw.func(`conv_fwd${suffix}`, Array(11).fill('i32'), [], ([ns, cOut, taps, kcTaps, w, x, xStride, tab, out, outStride, ldc], f) => {
+    const [s, co0, pb, xs, os, ap, rows, cFull, kb, kc, wk, tk] = f.localsOf('i32', 12);
+    const args = (): Code[] => [get(kc), get(ap), i32.c(4 * MR), i32.add(get(xs), get(pb)), get(tk), i32.add(i32.add(get(os), i32.mul(get(co0), get(ldc))), get(pb)), get(ldc)];
+    // Panel co0 of the filter starts at w + co0·taps floats; block kb of it kb·MR floats later.
+    const panel = (): Code => set(ap, i32.add(get(wk), i32.shl(i32.mul(get(co0), get(taps)), i32.c(2))));
+    return [
+      set(cFull, i32.sub(get(cOut), i32.remU(get(cOut), i32.c(MR)))),
+      set(rows, i32.sub(get(cOut), get(cFull))),
+      forRange(s, i32.c(0), get(ns), i32.c(1), [
+        set(xs, i32.add(get(x), i32.mul(get(s), get(xStride)))),
+        set(os, i32.add(get(out), i32.mul(get(s), get(outStride)))),
+        forRange(kb, i32.c(0), get(taps), get(kcTaps), [
+          set(kc, i32.minS(get(kcTaps), i32.sub(get(taps), get(kb)))),
+          set(wk, i32.add(get(w), i32.shl(i32.mul(get(kb), i32.c(MR)), i32.c(2)))),
+          set(tk, i32.add(get(tab), i32.shl(get(kb), i32.c(2)))),
+          forRange(pb, i32.c(0), get(ldc), i32.c(4 * NR), [
+            forRange(co0, i32.c(0), get(cFull), i32.c(MR), [panel(), call(tabled[MR], ...args())]),
+            ifThen(get(rows), [set(co0, get(cFull)), panel(), dispatch(tabled.slice(0, MR), rows, args())]),
+          ]),
+        ]),
+      ]),
+    ];
+  });
+
+  // wg[rows][taps]: weight-gradient tiles of rows ≤ WMR channels × taps ≤ WNT filter taps.
+  const wgrad = (rows: number, nt: number): number =>
+    mw.func(null, Array(7).fill('i32'), [], ([len, dy, dyPlane, x, tab, acc, accRow], f) => {
+      const sums = Array.from({ length: rows }, () => f.localsOf('v128', nt));
+      const xv = f.localsOf('v128', nt);
+      const d = f.local('v128');
+      const xo = f.localsOf('i32', nt);
+      const dr = f.localsOf('i32', rows);
+      const ar = f.localsOf('i32', rows);
+      const p = f.local('i32');
+      const code: Code[] = [];
+      for (let t = 0; t < nt; t++) code.push(set(xo[t], i32.add(get(x), i32.load(get(tab), 4 * t))));
+      code.push(set(dr[0], get(dy)), set(ar[0], get(acc)));
+      for (let r = 1; r < rows; r++) code.push(set(dr[r], i32.add(get(dr[r - 1]), get(dyPlane))), set(ar[r], i32.add(get(ar[r - 1]), get(accRow))));
+      for (let r = 0; r < rows; r++) for (let t = 0; t < nt; t++) code.push(set(sums[r][t], v128.load(get(ar[r]), 16 * t)));
+      const step: Code[] = [];
+      for (let t = 0; t < nt; t++) step.push(set(xv[t], v128.load(i32.add(get(xo[t]), get(p)))));
+      for (let r = 0; r < rows; r++) {
+        step.push(set(d, v128.load(i32.add(get(dr[r]), get(p)))));
+        for (let t = 0; t < nt; t++) step.push(set(sums[r][t], f32x4.add(get(sums[r][t]), f32x4.mul(get(d), get(xv[t])))));
+      }
+      code.push(doWhile(step, i32.ltS(tee(p, i32.add(get(p), i32.c(16))), get(len))));
+      for (let r = 0; r < rows; r++) for (let t = 0; t < nt; t++) code.push(v128.store(get(ar[r]), get(sums[r][t]), 16 * t));
+      return code;
+    });
+  const wg: number[][] = [[]];
+  for (let r = 1; r <= WMR; r++) {
+    wg.push([0]);
+    for (let t = 1; t <= WNT; t++) wg[r].push(wgrad(r, t));
+  }
+
+  mw.func(`conv_wgrad${suffix}`, Array(11).fill('i32'), [], ([ns, cOut, taps, dy, dyStride, dyPlane, len, x, xStride, tab, acc], f) => {
+    const [s, co0, t0, rows, nt, dys, xs] = f.localsOf('i32', 7);
+    const args = (): Code[] => [
+      get(len),
+      i32.add(get(dys), i32.mul(get(co0), get(dyPlane))),
+      get(dyPlane),
+      get(xs),
+      i32.add(get(tab), i32.shl(get(t0), i32.c(2))),
+      i32.add(get(acc), i32.shl(i32.add(i32.mul(get(co0), get(taps)), get(t0)), i32.c(4))),
+      i32.shl(get(taps), i32.c(4)),
+    ];
+    const edges: Code[] = [];
+    for (let r = 1; r <= WMR; r++) for (let t = 1; t <= WNT; t++) if (r !== WMR || t !== WNT) edges.push(ifThen(i32.and(i32.eq(get(rows), i32.c(r)), i32.eq(get(nt), i32.c(t))), call(wg[r][t], ...args())));
+    return forRange(s, i32.c(0), get(ns), i32.c(1), [
+      set(dys, i32.add(get(dy), i32.mul(get(s), get(dyStride)))),
+      set(xs, i32.add(get(x), i32.mul(get(s), get(xStride)))),
+      forRange(co0, i32.c(0), get(cOut), i32.c(WMR), [
+        set(rows, i32.minS(i32.c(WMR), i32.sub(get(cOut), get(co0)))),
+        forRange(t0, i32.c(0), get(taps), i32.c(WNT), [
+          set(nt, i32.minS(i32.c(WNT), i32.sub(get(taps), get(t0)))),
+          ifThen(i32.and(i32.eq(get(rows), i32.c(WMR)), i32.eq(get(nt), i32.c(WNT))), call(wg[WMR][WNT], ...args()), edges),
+        ]),
+      ]),
+    ]);
+  });
+}
+
+/** The kernel module's bytes for a register blocking. */
+export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Array<ArrayBuffer> {
+  const mw = new ModuleWriter();
+  family(mw, shape.main, '', true);
+  family(mw, shape.alt, '_alt', false);
+
+  mw.func('wgrad_finish', ['i32', 'i32', 'i32'], [], ([acc, count, dst], f) => {
+    const [i, v] = [f.local('i32'), f.local('v128')];
+    return forRange(i, i32.c(0), get(count), i32.c(1), [
+      set(v, v128.load(i32.add(get(acc), i32.shl(get(i), i32.c(4))))),
+      f32.store(
+        i32.add(get(dst), i32.shl(get(i), i32.c(2))),
+        f32.add(f32.load(i32.add(get(dst), i32.shl(get(i), i32.c(2)))), f32.add(f32.add(f32x4.extractLane(get(v), 0), f32x4.extractLane(get(v), 1)), f32.add(f32x4.extractLane(get(v), 2), f32x4.extractLane(get(v), 3)))),
+      ),
+    ]);
+  });
+
+  const copy2d = mw.func('copy2d', Array(10).fill('i32'), [], ([src, srcPlane, srcRow, dst, dstPlane, dstRow, planes, rows, len, add], f) => {
+    const [pl, r, s, d, e, ev] = f.localsOf('i32', 6);
+    return forRange(pl, i32.c(0), get(planes), i32.c(1), [
+      forRange(r, i32.c(0), get(rows), i32.c(1), [
+        set(s, i32.add(i32.add(get(src), i32.mul(get(pl), get(srcPlane))), i32.mul(get(r), get(srcRow)))),
+        set(d, i32.add(i32.add(get(dst), i32.mul(get(pl), get(dstPlane))), i32.mul(get(r), get(dstRow)))),
+        set(e, i32.add(get(s), i32.shl(get(len), i32.c(2)))),
+        set(ev, i32.add(get(s), i32.shl(i32.and(get(len), i32.c(-4)), i32.c(2)))),
+        ifThen(
+          get(add),
+          [
+            forRange(s, get(s), get(ev), i32.c(16), [v128.store(get(d), f32x4.add(v128.load(get(d)), v128.load(get(s)))), set(d, i32.add(get(d), i32.c(16)))]),
+            forRange(s, get(s), get(e), i32.c(4), [f32.store(get(d), f32.add(f32.load(get(d)), f32.load(get(s)))), set(d, i32.add(get(d), i32.c(4)))]),
+          ],
+          [
+            forRange(s, get(s), get(ev), i32.c(16), [v128.store(get(d), v128.load(get(s))), set(d, i32.add(get(d), i32.c(16)))]),
+            forRange(s, get(s), get(e), i32.c(4), [f32.store(get(d), f32.load(get(s))), set(d, i32.add(get(d), i32.c(4)))]),
+          ],
+        ),
+      ]),
+    ]);
+  });
+
+  // Column expansion (see ./conv.ts): dst[pl][kx][y][ox] = src[pl][y − padH][ox + kx − padW], zero
+  // outside the image, for pl < planes, kx < kw, y < hp = h + 2·padH, ox < outW; then `slack` zero bytes.
+  mw.func('expand', Array(10).fill('i32'), [], ([src, dst, planes, h, w, kw, padH, padW, outW, slack], f) => {
+    const [kx, ox0, ox1, hp, plane] = f.localsOf('i32', 5);
+    return [
+      set(hp, i32.add(get(h), i32.shl(get(padH), i32.c(1)))),
+      set(plane, i32.shl(i32.mul(i32.mul(get(kw), get(hp)), get(outW)), i32.c(2))),
+      memoryFill(get(dst), i32.c(0), i32.add(i32.mul(get(planes), get(plane)), get(slack))),
+      forRange(kx, i32.c(0), get(kw), i32.c(1), [
+        // Output columns whose input column ox + kx − padW lies inside [0, w).
+        set(ox0, i32.maxS(i32.c(0), i32.sub(get(padW), get(kx)))),
+        set(ox1, i32.minS(get(outW), i32.sub(i32.add(get(w), get(padW)), get(kx)))),
+        ifThen(
+          i32.gtS(get(ox1), get(ox0)),
+          call(
+            copy2d,
+            i32.add(get(src), i32.shl(i32.sub(i32.add(get(ox0), get(kx)), get(padW)), i32.c(2))),
+            i32.shl(i32.mul(get(h), get(w)), i32.c(2)),
+            i32.shl(get(w), i32.c(2)),
+            i32.add(get(dst), i32.shl(i32.add(i32.mul(i32.add(i32.mul(get(kx), get(hp)), get(padH)), get(outW)), get(ox0)), i32.c(2))),
+            get(plane),
+            i32.shl(get(outW), i32.c(2)),
+            get(planes),
+            get(h),
+            i32.sub(get(ox1), get(ox0)),
+            i32.c(0),
+          ),
+        ),
+      ]),
+    ];
+  });
+
+  mw.func('fill_bias', Array(5).fill('i32'), [], ([dst, ns, c, planeBytes, bias], f) => {
+    const [s, ch, d, e] = f.localsOf('i32', 4);
+    const v = f.local('v128');
+    return [
+      set(d, get(dst)),
+      forRange(s, i32.c(0), get(ns), i32.c(1), [
+        forRange(ch, i32.c(0), get(c), i32.c(1), [
+          set(v, v128.load32Splat(i32.add(get(bias), i32.shl(get(ch), i32.c(2))))),
+          set(e, i32.add(get(d), get(planeBytes))),
+          forRange(d, get(d), get(e), i32.c(16), v128.store(get(d), get(v))),
+        ]),
+      ]),
+    ];
+  });
+
+  mw.func('pack', Array(7).fill('i32'), [], ([src, oStride, qStride, outer, inner, width, dst], f) => {
+    const [o, q, s, d, step] = f.localsOf('i32', 5);
+    return [
+      set(step, i32.shl(get(width), i32.c(2))),
+      forRange(o, i32.c(0), get(outer), i32.c(1), [
+        set(s, i32.add(get(src), i32.mul(get(o), get(oStride)))),
+        set(d, i32.add(get(dst), i32.shl(i32.add(i32.mul(i32.mul(i32.divU(get(o), get(width)), get(inner)), get(width)), i32.remU(get(o), get(width))), i32.c(2)))),
+        forRange(q, i32.c(0), get(inner), i32.c(1), [f32.store(get(d), f32.load(get(s))), set(s, i32.add(get(s), get(qStride))), set(d, i32.add(get(d), get(step)))]),
+      ]),
+    ];
+  });
+
+  mw.func('zero', ['i32', 'i32'], [], ([dst, bytes]) => memoryFill(get(dst), i32.c(0), get(bytes)));
+
+  // ReLU on whole vectors (the caller's regions are padded to a multiple of 4 floats). A compare
+  // mask rather than max(x, 0): NaN maps to 0 and −0 to +0, exactly like `x > 0 ? x : 0`.
+  mw.func('relu_fwd', ['i32', 'i32', 'i32'], [], ([src, dst, count], f) => {
+    const [i, end] = f.localsOf('i32', 2);
+    const v = f.local('v128');
+    return [
+      set(end, i32.add(get(src), i32.shl(get(count), i32.c(2)))),
+      forRange(i, get(src), get(end), i32.c(16), [
+        set(v, v128.load(get(i))),
+        v128.store(i32.add(get(dst), i32.sub(get(i), get(src))), bits.and(get(v), f32x4.gt(get(v), v128.zero()))),
+      ]),
+    ];
+  });
+
+  // gx += x > 0 ? g : g·0 (the product keeps Inf·0 = NaN, as the JS kernel does).
+  mw.func('relu_bwd', ['i32', 'i32', 'i32', 'i32'], [], ([x, g, gx, count], f) => {
+    const [i, off, end] = f.localsOf('i32', 3);
+    const gv = f.local('v128');
+    return [
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(gv, v128.load(i32.add(get(g), get(off)))),
+        set(i, i32.add(get(gx), get(off))),
+        v128.store(get(i), f32x4.add(v128.load(get(i)), bits.select(get(gv), f32x4.mul(get(gv), v128.zero()), f32x4.gt(v128.load(i32.add(get(x), get(off))), v128.zero())))),
+      ]),
+    ];
+  });
+
+  // 2×2 max (sign 1) or min (sign −1) pooling with stride 2, four outputs of a row at a time;
+  // outW ≥ 4, the last group of a row overlaps the previous one. The first extreme element of the
+  // window in scan order wins, and the first NaN wins over everything: `take` below is the JS
+  // kernel's `v > best || v !== v` with its break on NaN.
+  const EVEN = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+  const ODD = EVEN.map((b) => b + 4);
+  mw.func('maxpool2x2', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'], [], ([x, out, arg, planes, h, w, outH, outW, sign, withArg], f) => {
+    const [pl, oy, ox, oc, row, idx, o] = f.localsOf('i32', 7);
+    const [sv, lo, hi, best, bi, cand, take] = f.localsOf('v128', 7);
+    const consider = (value: Code, index: Code): Code => [
+      set(cand, f32x4.mul(value, get(sv))),
+      set(take, bits.andNot(bits.or(f32x4.gt(get(cand), get(best)), f32x4.ne(get(cand), get(cand))), f32x4.ne(get(best), get(best)))),
+      set(best, bits.select(get(cand), get(best), get(take))),
+      set(bi, bits.select(index, get(bi), get(take))),
+    ];
+    const rowAddr = (dy: number): Code => i32.add(get(row), i32.add(i32.shl(get(oc), i32.c(3)), dy === 0 ? i32.c(0) : i32.shl(get(w), i32.c(2))));
+    return [
+      set(sv, f32x4.splat(get(sign))),
+      forRange(pl, i32.c(0), get(planes), i32.c(1), [
+        forRange(oy, i32.c(0), get(outH), i32.c(1), [
+          // Element index of the window row, its address, and the first output of the row.
+          set(idx, i32.mul(i32.add(i32.mul(get(pl), get(h)), i32.shl(get(oy), i32.c(1))), get(w))),
+          set(row, i32.add(get(x), i32.shl(get(idx), i32.c(2)))),
+          set(o, i32.mul(i32.add(i32.mul(get(pl), get(outH)), get(oy)), get(outW))),
+          forRange(ox, i32.c(0), get(outW), i32.c(4), [
+            set(oc, i32.minS(get(ox), i32.sub(get(outW), i32.c(4)))),
+            set(lo, v128.load(rowAddr(0))),
+            set(hi, v128.load(rowAddr(0), 16)),
+            set(best, f32x4.mul(bits.shuffle(get(lo), get(hi), EVEN), get(sv))),
+            set(bi, i32x4.add(i32x4.splat(i32.add(get(idx), i32.shl(get(oc), i32.c(1)))), i32x4.c(0, 2, 4, 6))),
+            consider(bits.shuffle(get(lo), get(hi), ODD), i32x4.add(get(bi), i32x4.c(1, 1, 1, 1))),
+            set(lo, v128.load(rowAddr(1))),
+            set(hi, v128.load(rowAddr(1), 16)),
+            // bi may have moved to the odd lane: rebuild the row-1 indices from the even column.
+            consider(bits.shuffle(get(lo), get(hi), EVEN), i32x4.add(i32x4.splat(i32.add(i32.add(get(idx), i32.shl(get(oc), i32.c(1))), get(w))), i32x4.c(0, 2, 4, 6))),
+            consider(bits.shuffle(get(lo), get(hi), ODD), i32x4.add(i32x4.splat(i32.add(i32.add(get(idx), i32.shl(get(oc), i32.c(1))), get(w))), i32x4.c(1, 3, 5, 7))),
+            v128.store(i32.add(get(out), i32.shl(i32.add(get(o), get(oc)), i32.c(2))), f32x4.mul(get(best), get(sv))),
+            ifThen(get(withArg), v128.store(i32.add(get(arg), i32.shl(i32.add(get(o), get(oc)), i32.c(2))), get(bi))),
+          ]),
+        ]),
+      ]),
+    ];
+  });
+
+  // dst[ch] += Σ_s Σ_e g[s][ch][e], summed in float64: two f64x2 accumulators per channel
+  // (lanes of each f32x4) plus a scalar one for the spatial tail, added as ((l0+l1)+(l2+l3))+tail.
+  const HIGH = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+  mw.func('bias_grad', ['i32', 'i32', 'i32', 'i32', 'i32'], [], ([g, dst, ns, c, spatial], f) => {
+    const [ch, s, p, e, ev] = f.localsOf('i32', 5);
+    const [s0, s1, v] = f.localsOf('v128', 3);
+    const tail = f.local('f64');
+    return forRange(ch, i32.c(0), get(c), i32.c(1), [
+      set(s0, v128.zero()),
+      set(s1, v128.zero()),
+      set(tail, f64.promoteF32(f32.c(0))),
+      forRange(s, i32.c(0), get(ns), i32.c(1), [
+        set(p, i32.add(get(g), i32.shl(i32.mul(i32.add(i32.mul(get(s), get(c)), get(ch)), get(spatial)), i32.c(2)))),
+        set(e, i32.add(get(p), i32.shl(get(spatial), i32.c(2)))),
+        set(ev, i32.add(get(p), i32.shl(i32.and(get(spatial), i32.c(-4)), i32.c(2)))),
+        forRange(p, get(p), get(ev), i32.c(16), [
+          set(v, v128.load(get(p))),
+          set(s0, f64x2.add(get(s0), f64x2.promoteLow(get(v)))),
+          set(s1, f64x2.add(get(s1), f64x2.promoteLow(bits.shuffle(get(v), get(v), HIGH)))),
+        ]),
+        forRange(p, get(p), get(e), i32.c(4), set(tail, f64.add(get(tail), f64.promoteF32(f32.load(get(p)))))),
+      ]),
+      f32.store(
+        i32.add(get(dst), i32.shl(get(ch), i32.c(2))),
+        f64.demoteToF32(
+          f64.add(
+            f64.promoteF32(f32.load(i32.add(get(dst), i32.shl(get(ch), i32.c(2))))),
+            f64.add(f64.add(f64.add(f64x2.extractLane(get(s0), 0), f64x2.extractLane(get(s0), 1)), f64.add(f64x2.extractLane(get(s1), 0), f64x2.extractLane(get(s1), 1))), get(tail)),
+          ),
+        ),
+      ),
+    ]);
+  });
+  return mw.bytes();
+}

@@ -1,0 +1,144 @@
+// Loads the WebAssembly SIMD kernels and owns their memory.
+//
+// One instance and one linear memory per JS thread (module state: every worker_thread and every
+// browser worker loads its own). Node compiles the module synchronously on first use. A browser
+// main thread may refuse to compile a module this size synchronously: there `initWasmKernels()`
+// compiles it asynchronously and the JS kernels run until it resolves. Where WebAssembly SIMD is
+// missing, or `setWasmKernelsEnabled(false)` was called, the JS kernels run.
+//
+// Kernels copy their operands into the memory, work there and copy the result out: each call lays
+// its buffers out from address BASE with `region()`, then `reserve()` grows the memory when needed.
+// The memory only grows, so after the first step of a training run nothing is allocated.
+
+import { DEFAULT_SHAPE, type KernelExports, type KernelShape, buildKernelModule } from './module.ts';
+
+/** A loaded kernel module and views of its memory (refreshed when the memory grows). */
+export interface WasmKernels {
+  readonly fn: KernelExports;
+  readonly shape: KernelShape;
+  /** Float32 view of the whole memory. */
+  f32: Float32Array;
+  /** Int32 view of the whole memory. */
+  i32: Int32Array;
+}
+
+/** First byte used by the kernels' buffers. */
+const BASE = 1024;
+/** Buffers start on cache lines. */
+const ALIGN = 64;
+/** The kernels never use more memory than this (larger problems run on the JS kernels). */
+const MAX_BYTES = 1 << 30;
+const PAGE = 65536;
+
+let enabled = true;
+/** undefined: not tried yet; null: unavailable (no SIMD, or sync compile refused). */
+let loaded: WasmKernels | null | undefined;
+let memory: WebAssembly.Memory | null = null;
+let top = BASE;
+
+function instantiate(module: WebAssembly.Module, shape: KernelShape): WasmKernels {
+  memory = new WebAssembly.Memory({ initial: 16 });
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return { fn: instance.exports as unknown as KernelExports, shape, f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer) };
+}
+
+function hasWebAssembly(): boolean {
+  return typeof WebAssembly === 'object' && typeof WebAssembly.validate === 'function';
+}
+
+/**
+ * The kernels of this thread, compiled on first use; null when they cannot run here (no
+ * WebAssembly SIMD, a browser main thread before `initWasmKernels()` resolved) or are disabled.
+ */
+export function wasmKernels(): WasmKernels | null {
+  if (!enabled) return null;
+  if (loaded === undefined) {
+    loaded = null;
+    if (!hasWebAssembly()) return null;
+    const bytes = buildKernelModule(DEFAULT_SHAPE);
+    if (!WebAssembly.validate(bytes)) return null;
+    try {
+      loaded = instantiate(new WebAssembly.Module(bytes), DEFAULT_SHAPE);
+    } catch {
+      // A browser main thread refuses to compile large modules synchronously: compile in the
+      // background; the JS kernels run until it is done.
+      initWasmKernels().catch(() => undefined);
+      return null;
+    }
+  }
+  return loaded;
+}
+
+/**
+ * Compiles the kernels asynchronously (what a browser main thread must do before they can run)
+ * and resolves true when they are active, false when this runtime has no WebAssembly SIMD.
+ * Optional in Node and in workers, where the first kernel call compiles them synchronously.
+ */
+export async function initWasmKernels(): Promise<boolean> {
+  if (loaded) return enabled;
+  if (!hasWebAssembly()) return false;
+  const bytes = buildKernelModule(DEFAULT_SHAPE);
+  if (!WebAssembly.validate(bytes)) {
+    loaded = null;
+    return false;
+  }
+  const module = await WebAssembly.compile(bytes);
+  loaded ??= instantiate(module, DEFAULT_SHAPE);
+  return enabled;
+}
+
+/**
+ * Turns the WebAssembly kernels off (the JS kernels run) or back on, for this thread. The two give
+ * results that differ in the last bits (different summation order and precision), so every
+ * compute unit of a training job must use the same: leave them on outside tests and benchmarks.
+ */
+export function setWasmKernelsEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * Replaces this thread's kernels with ones of another register blocking (benchmarks compare
+ * blockings with it). Synchronous compilation: Node and workers only.
+ */
+export function useKernelShape(shape: KernelShape): void {
+  loaded = instantiate(new WebAssembly.Module(buildKernelModule(shape)), shape);
+}
+
+/** Which kernels run on this thread now: 'wasm-simd' or 'js'. */
+export function kernelBackend(): 'wasm-simd' | 'js' {
+  return wasmKernels() === null ? 'js' : 'wasm-simd';
+}
+
+/** Starts a kernel call's buffer layout. */
+export function beginLayout(): void {
+  top = BASE;
+}
+
+/** Reserves `floats` float32s (plus `slackFloats` readable beyond them); returns the byte address. */
+export function region(floats: number, slackFloats = 0): number {
+  const at = top;
+  top += Math.ceil(((floats + slackFloats) * 4) / ALIGN) * ALIGN;
+  return at;
+}
+
+/**
+ * Makes the memory hold every region of the current layout; false when it would exceed the
+ * kernels' limit (the caller then runs the JS kernels). Refreshes the views after growing.
+ */
+export function reserve(k: WasmKernels): boolean {
+  if (top > MAX_BYTES) return false;
+  const have = memory!.buffer.byteLength;
+  if (top > have) {
+    // Grow geometrically, so a slowly growing problem does not grow the memory every call.
+    const want = Math.min(MAX_BYTES, Math.max(top, have * 1.5));
+    memory!.grow(Math.ceil((want - have) / PAGE));
+    k.f32 = new Float32Array(memory!.buffer);
+    k.i32 = new Int32Array(memory!.buffer);
+  }
+  return true;
+}
+
+/** Bytes of the kernels' memory on this thread (0 before it exists). */
+export function wasmMemoryBytes(): number {
+  return memory?.buffer.byteLength ?? 0;
+}

@@ -1,0 +1,2 @@
+export { getZooSpec, zooNames } from './registry.ts';
+export type { ZooOptions } from './registry.ts';

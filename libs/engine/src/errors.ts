@@ -1,0 +1,54 @@
+// Named error classes of the engine. Matched by `name` as well as `instanceof`, because errors
+// cross thread and process boundaries (structured clone and JSON keep the name, not the class).
+
+/** A job spec failed validation; `path` names the offending field (`optimizer.lr`), the message starts with it. */
+export class JobSpecError extends Error {
+  override readonly name = 'JobSpecError';
+  constructor(
+    readonly path: string,
+    /** What is wrong, without the path: `expected a finite number, got NaN`. */
+    readonly detail: string,
+  ) {
+    super(path ? `${path}: ${detail}` : detail);
+  }
+}
+
+/** A checkpoint file is corrupt, truncated, of another format or does not fit the job. */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
+    super(file ? `${file}: ${message}` : message);
+  }
+}
+
+/** A shard result was rejected (wrong shard, stale version, wrong length, non-finite values...). */
+export class ShardResultError extends Error {
+  override readonly name = 'ShardResultError';
+}
+
+/** A shard task asked for a parameter version the compute unit does not have. */
+export class StaleParamsError extends Error {
+  override readonly name = 'StaleParamsError';
+}
+
+/**
+ * A worker thread died (`remoteName` undefined) or a request failed inside one (`remoteName` is the
+ * name of the error thrown there, e.g. `StaleParamsError`).
+ */
+export class ThreadError extends Error {
+  override readonly name = 'ThreadError';
+  constructor(
+    message: string,
+    readonly remoteName?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** True when `err` is an Error whose name is `name` (works across threads, where classes are lost). */
+export function isNamedError(err: unknown, name: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { name?: unknown }).name === name;
+}

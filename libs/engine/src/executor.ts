@@ -1,0 +1,133 @@
+// The contract between the training engine and whatever computes shards.
+//
+// The engine owns the model's master copy, the step plan, the reduction and the optimizer.
+// An Executor only moves parameter versions and shard tasks to compute units (threads of this
+// process, or workers behind BullMQ) and brings the results back. Two implementations:
+//   - LocalExecutor (this lib): a pool of node:worker_threads in the same process.
+//   - the BullMQ executor (@stride/queue): shard jobs over Redis to apps/worker.
+// Both compute a shard with `ShardComputer` (./shard.ts), so local and distributed training give
+// the same bytes.
+import type { ModelSpec } from '@stride/cnn';
+
+/**
+ * What every compute unit needs to know about a job, once. Plain JSON (no typed arrays), so it can
+ * travel in a queue message or a thread message as it is.
+ */
+export interface JobContext {
+  /** Unique job id; keys caches, Redis blobs and on-disk directories. */
+  readonly jobId: string;
+  /** The resolved model spec (zoo names are resolved before this point). */
+  readonly modelSpec: ModelSpec;
+  /** Only classification for now: cross-entropy over the model's output logits. */
+  readonly task: 'classification';
+  /**
+   * Input normalisation, per channel: `x = (pixel / 255 - mean[c]) / std[c]`.
+   * Arrays have one entry per input channel.
+   */
+  readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  /** The job seed; dropout masks of (step, shard) derive from it. */
+  readonly seed: number;
+  /** Float32 count of the published state (parameters then buffers); checks published bytes. */
+  readonly stateLength: number;
+  /** Float32 count of a shard gradient (all parameters, canonical order); checks results. */
+  readonly gradientLength: number;
+  /** Float32 count of the buffers (e.g. batch-norm running statistics); 0 for most models. */
+  readonly bufferLength: number;
+}
+
+interface ShardTaskBase {
+  readonly jobId: string;
+  /**
+   * Train: the 0-based step index t. Eval: the number of optimizer steps applied so far (the
+   * evaluation of the parameters after step t-1 has `step = t`).
+   */
+  readonly step: number;
+  /** 0-based shard index inside the step; results are reduced in this order. */
+  readonly shard: number;
+  /**
+   * Parameter version the shard must be computed with. Version v = the parameters after v
+   * optimizer steps, so train step t uses version t and an evaluation at `step = t` uses version t.
+   */
+  readonly paramsVersion: number;
+  /** Number of samples in this shard (≥ 1). */
+  readonly count: number;
+  /** uint8 pixels, `count × C × H × W`, sample-major, the dataset's raw bytes. */
+  readonly images: Uint8Array;
+  /** One class index per sample, `count` bytes. */
+  readonly labels: Uint8Array;
+}
+
+/** Compute the shard's loss, accuracy counts and gradient SUM (not mean) over its samples. */
+export interface TrainShardTask extends ShardTaskBase {
+  readonly kind: 'train';
+}
+
+/** Compute the shard's loss and accuracy counts in inference mode; no gradient. */
+export interface EvalShardTask extends ShardTaskBase {
+  readonly kind: 'eval';
+}
+
+export type ShardTask = TrainShardTask | EvalShardTask;
+
+/** What one computed shard sends back. Everything the reduction needs, nothing else. */
+export interface ShardResult {
+  readonly kind: 'train' | 'eval';
+  readonly jobId: string;
+  readonly step: number;
+  readonly shard: number;
+  /** The parameter version actually used; the engine rejects a result computed with another one. */
+  readonly paramsVersion: number;
+  /** Samples computed; must equal the task's count. */
+  readonly count: number;
+  /** Sum over the shard of the per-sample cross-entropy loss (float64). */
+  readonly lossSum: number;
+  /** Samples whose argmax equals the label. */
+  readonly correct: number;
+  /**
+   * Train only: the SUM over the shard's samples of the loss gradient, all parameters concatenated
+   * in the model's canonical parameter order, `JobContext.gradientLength` floats.
+   */
+  readonly gradient?: Float32Array;
+  /**
+   * Train only, models with buffers only: the buffer values after this shard's training-mode
+   * forward pass, starting from the published buffers. The engine averages them weighted by count.
+   */
+  readonly buffers?: Float32Array;
+  /** Time spent computing the shard (ms), measured by whoever computed it. */
+  readonly computeMs: number;
+  /** Time the task waited before compute started (ms), when the executor knows it. */
+  readonly queueMs?: number;
+  /** Who computed it (thread index, worker host:pid...), for metrics and debugging. */
+  readonly workerId?: string;
+}
+
+/**
+ * Moves parameter versions and shard tasks to compute units and brings results back.
+ *
+ * Protocol, per job: `publishParams(job, v, state)` once per version, then any number of
+ * `runShards` calls whose tasks all carry `paramsVersion = v`; then v+1, and so on. The engine
+ * never runs two `runShards` for the same job at once. `releaseJob` when the job ends.
+ *
+ * Requirements on implementations:
+ * - Results come back in the order of `tasks` (the engine also checks (step, shard)), each task
+ *   exactly once: duplicates and retries are the executor's business.
+ * - A shard is computed by exactly one compute unit with `ShardComputer.compute`; its result must
+ *   not depend on which unit, or on any other shard.
+ * - `runShards` rejects (never resolves partially) when a task cannot be completed, and rejects
+ *   promptly with the signal's reason when `signal` aborts.
+ */
+export interface Executor {
+  /**
+   * Makes parameter version `version` of a job available to whoever computes its shards.
+   * `state` is the model state as produced by `packState`: float32 little-endian, all parameters
+   * then all buffers, canonical order, `job.stateLength * 4` bytes. Local: shared memory for the
+   * threads. BullMQ: a binary Redis key with an expiry. The caller keeps ownership of `state`.
+   */
+  publishParams(job: JobContext, version: number, state: Uint8Array): Promise<void>;
+  /** Computes the tasks (all of one job, one parameter version) and returns one result per task, in task order. */
+  runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]>;
+  /** Drops everything kept for the job (cached models, published versions). Idempotent. */
+  releaseJob(jobId: string): Promise<void>;
+  /** Releases threads / connections. Idempotent: every call returns the same promise. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,25 @@
+// Public face of @stride/engine: the training engine. Knows no transport.
+export type { JobContext, ShardTask, TrainShardTask, EvalShardTask, ShardResult, Executor } from './executor.ts';
+export { JobSpecError, CheckpointError, ShardResultError, StaleParamsError, ThreadError, isNamedError } from './errors.ts';
+export { normalizeJobSpec, jobSpecHash, canonicalJson, totalStepsOf, DATASETS, DATASET_SHAPES, DEFAULT_OPTIMIZER, asJobSpecError, DEFAULT_SCHEDULE } from './spec.ts';
+export type { JobSpec, JobSpecInput, DatasetName } from './spec.ts';
+export { StepPlanner, shardSamples, evalShardRanges } from './plan.ts';
+export type { PlannedStep, PlannedShard } from './plan.ts';
+export { ShardComputer, packState, unpackState, stateLayout, stateFromBytes, stateToBytes, dropoutSeed } from './shard.ts';
+export { checkShardResult, reduceShards } from './reduce.ts';
+export type { ReducedBatch } from './reduce.ts';
+export { encodeCheckpoint, decodeCheckpoint, verifyCheckpointBytes, sha256Hex, CHECKPOINT_HEADER_BYTES } from './checkpoint-format.ts';
+export type { Checkpoint, CheckpointMeta } from './checkpoint-format.ts';
+export { CheckpointStore, checkpointFileName, writeFileAtomic } from './checkpoint-store.ts';
+export type { CheckpointStoreOptions, CheckpointEntry } from './checkpoint-store.ts';
+export { MetricsLog } from './metrics.ts';
+export type { StepMetrics, EvalMetrics, MetricsRecord } from './metrics.ts';
+export { TypedEmitter } from './events.ts';
+export type { ListenerMap } from './events.ts';
+export { Trainer, train, jobPaths, resolveModelSpec } from './trainer.ts';
+export type { TrainerOptions, TrainerListener, TrainResult, JobState, JobStatus } from './trainer.ts';
+export { ThreadPool, serveThread, threadData } from './thread-pool.ts';
+export type { ThreadPoolOptions, ServeThreadOptions } from './thread-pool.ts';
+export { LocalExecutor } from './local-executor.ts';
+export type { LocalExecutorOptions } from './local-executor.ts';
+export { InlineExecutor } from './inline-executor.ts';

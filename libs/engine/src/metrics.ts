@@ -1,0 +1,122 @@
+// Per-step and per-evaluation metrics, and the job's metrics.jsonl file (one JSON object a line).
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { writeFileAtomic } from './checkpoint-store.ts';
+
+/** Metrics of one training step. Times are milliseconds. */
+export interface StepMetrics {
+  readonly type: 'step';
+  /** 0-based index of the step just applied; the parameters are now at version step + 1. */
+  readonly step: number;
+  readonly epoch: number;
+  /** Fractional epochs completed after this step. */
+  readonly epochProgress: number;
+  /** Mean training loss over the batch. */
+  readonly loss: number;
+  /** Training accuracy over the batch, in [0, 1]. */
+  readonly accuracy: number;
+  /** Samples in the batch. */
+  readonly count: number;
+  /** Learning rate applied at this step. */
+  readonly lr: number;
+  /** Batch samples / wall time of the step. */
+  readonly imagesPerSec: number;
+  /** Wall time of the whole step. */
+  readonly stepMs: number;
+  /** Longest wait of a shard before compute, when the executor reports it. */
+  readonly queueMs: number;
+  /** Longest shard compute time, and the sum over shards. */
+  readonly computeMs: number;
+  readonly computeMsTotal: number;
+  /** Publishing the parameters, validating + summing shard results, the optimizer update. */
+  readonly publishMs: number;
+  readonly reduceMs: number;
+  readonly optimizerMs: number;
+  /** ISO time the step ended. */
+  readonly time: string;
+}
+
+/** Metrics of one evaluation on the test split. */
+export interface EvalMetrics {
+  readonly type: 'eval';
+  /** Optimizer steps applied when evaluated (the parameter version). */
+  readonly step: number;
+  readonly epochProgress: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  readonly count: number;
+  readonly evalMs: number;
+  readonly time: string;
+}
+
+export type MetricsRecord = StepMetrics | EvalMetrics;
+
+/**
+ * Appends records to metrics.jsonl. On resume from the checkpoint at step s, `truncateAfter(s)`
+ * drops the records written after that checkpoint (they will be written again, identically up to
+ * the timings), so the file reads as one uninterrupted run.
+ */
+export class MetricsLog {
+  private handle?: FileHandle;
+  private closing?: Promise<void>;
+
+  constructor(readonly file: string) {}
+
+  /**
+   * Keeps only the records that belong to the first `step` steps: step records with step < `step`
+   * and eval records with step <= `step`. Unparseable lines (a torn last line) are dropped.
+   */
+  async truncateAfter(step: number): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const kept: string[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      let rec: MetricsRecord;
+      try {
+        rec = JSON.parse(line) as MetricsRecord;
+      } catch {
+        continue;
+      }
+      if ((rec.type === 'step' && rec.step < step) || (rec.type === 'eval' && rec.step <= step)) kept.push(line);
+    }
+    await writeFileAtomic(this.file, kept.length ? `${kept.join('\n')}\n` : '');
+  }
+
+  /** Appends one record as a line. */
+  async append(record: MetricsRecord): Promise<void> {
+    this.handle ??= await open(this.file, 'a');
+    await this.handle.write(`${JSON.stringify(record)}\n`);
+  }
+
+  /** Reads every record of a metrics.jsonl file (skipping unparseable lines). */
+  static async read(file: string): Promise<MetricsRecord[]> {
+    const text = await readFile(file, 'utf8');
+    const out: MetricsRecord[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as MetricsRecord);
+      } catch {
+        // A torn last line after a crash.
+      }
+    }
+    return out;
+  }
+
+  /** Closes the file. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.handle?.close();
+      } catch {
+        // Already closed.
+      }
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,196 @@
+// The shard computation every executor runs, and the flat layout of model state and gradients.
+//
+// A shard's result depends only on (parameter version, shard samples, seed, step, shard index):
+// one thread computes it start to finish, with a dropout stream derived from (seed, step, shard).
+// That makes the shard the unit of determinism: whichever thread or machine computes it, and
+// however often, the bytes are the same.
+import { buildModel, createRng, crossEntropy, deriveSeed, fromData, noGrad, type Model, type Param, type Tensor } from '@stride/cnn';
+import { normalizeInto } from '@stride/data';
+import { StaleParamsError, ShardResultError } from './errors.ts';
+import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+
+/** Domain tag mixed into dropout seeds so they never coincide with the shuffling seeds. */
+const DROPOUT_DOMAIN = 0x64726f70; // "drop"
+
+/** Seed of the dropout stream of (step, shard). */
+export function dropoutSeed(seed: number, step: number, shard: number): number {
+  return deriveSeed(seed, DROPOUT_DOMAIN, step, shard);
+}
+
+function totalLength(arrays: readonly Param[]): number {
+  let n = 0;
+  for (const a of arrays) n += a.data.length;
+  return n;
+}
+
+/** Float32 counts of a model's flat state (parameters then buffers), gradient and buffers. */
+export function stateLayout(model: Pick<Model, 'params' | 'buffers'>): { stateLength: number; gradientLength: number; bufferLength: number } {
+  const gradientLength = totalLength(model.params);
+  const bufferLength = totalLength(model.buffers);
+  return { stateLength: gradientLength + bufferLength, gradientLength, bufferLength };
+}
+
+/** Concatenates `arrays[i][field]` into `out` (allocated when absent) in order. */
+function concat(arrays: readonly Param[], field: 'data' | 'grad', out: Float32Array, offset = 0): Float32Array {
+  let pos = offset;
+  for (const a of arrays) {
+    out.set(a[field], pos);
+    pos += a[field].length;
+  }
+  return out;
+}
+
+/** The model state as published to compute units: all parameters then all buffers, canonical order. */
+export function packState(model: Pick<Model, 'params' | 'buffers'>): Float32Array {
+  const { stateLength, gradientLength } = stateLayout(model);
+  const out = new Float32Array(stateLength);
+  concat(model.params, 'data', out);
+  concat(model.buffers, 'data', out, gradientLength);
+  return out;
+}
+
+/** Copies a packed state (see `packState`) into the model's parameters and buffers. */
+export function unpackState(model: Pick<Model, 'params' | 'buffers'>, state: Float32Array): void {
+  const { stateLength } = stateLayout(model);
+  if (state.length !== stateLength) throw new RangeError(`unpackState: the model holds ${stateLength} state values, got ${state.length}`);
+  let pos = 0;
+  for (const a of [...model.params, ...model.buffers]) {
+    a.data.set(state.subarray(pos, pos + a.data.length));
+    pos += a.data.length;
+  }
+}
+
+/** Float32 view of published state bytes (copied when unaligned). */
+export function stateFromBytes(bytes: Uint8Array): Float32Array {
+  if (bytes.byteLength % 4 !== 0) throw new RangeError(`state bytes: ${bytes.byteLength} bytes is not a whole number of float32 values`);
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new Float32Array(bytes.slice().buffer);
+}
+
+/** Bytes of a packed state (a view, no copy). */
+export function stateToBytes(state: Float32Array): Uint8Array {
+  return new Uint8Array(state.buffer, state.byteOffset, state.byteLength);
+}
+
+/** Index of the largest logit of each row; counts how many equal the label. Ties go to the first. */
+function countCorrect(logits: Float32Array, labels: Uint8Array, classes: number): number {
+  let correct = 0;
+  for (let n = 0, row = 0; n < labels.length; n++, row += classes) {
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let k = 0; k < classes; k++) {
+      if (logits[row + k] > bestValue) {
+        bestValue = logits[row + k];
+        best = k;
+      }
+    }
+    if (best === labels[n]) correct++;
+  }
+  return correct;
+}
+
+/**
+ * Holds one model of a job and computes its shards. Built once per (compute unit, job); fed each
+ * new parameter version with `setState`. Used by the LocalExecutor threads and by apps/worker.
+ */
+export class ShardComputer {
+  readonly model: Model;
+  private stateVersion = -1;
+  /** The published buffers of the current version: every training shard starts from them. */
+  private readonly publishedBuffers: Float32Array;
+  private input = new Float32Array(0);
+  private readonly inputShape: readonly [number, number, number];
+
+  constructor(readonly job: JobContext) {
+    this.model = buildModel(job.modelSpec, { seed: job.seed });
+    const layout = stateLayout(this.model);
+    if (layout.stateLength !== job.stateLength || layout.gradientLength !== job.gradientLength || layout.bufferLength !== job.bufferLength) {
+      throw new RangeError(
+        `ShardComputer: job ${job.jobId} declares state/gradient/buffer lengths ${job.stateLength}/${job.gradientLength}/${job.bufferLength}, ` +
+          `its model spec builds ${layout.stateLength}/${layout.gradientLength}/${layout.bufferLength}`,
+      );
+    }
+    this.publishedBuffers = new Float32Array(layout.bufferLength);
+    this.inputShape = job.modelSpec.input;
+  }
+
+  /** The parameter version loaded, -1 before the first `setState`. */
+  get version(): number {
+    return this.stateVersion;
+  }
+
+  /** Loads parameter version `version` (a packed state, see `packState`). */
+  setState(version: number, state: Float32Array): void {
+    if (state.length !== this.job.stateLength) {
+      throw new RangeError(`ShardComputer.setState: job ${this.job.jobId} version ${version} has ${state.length} values, expected ${this.job.stateLength}`);
+    }
+    unpackState(this.model, state);
+    this.publishedBuffers.set(state.subarray(this.job.gradientLength));
+    this.stateVersion = version;
+  }
+
+  /** Computes one shard with the loaded version. `extra` is copied into the result (queueMs, workerId). */
+  compute(task: ShardTask, extra: { queueMs?: number; workerId?: string } = {}): ShardResult {
+    const started = performance.now();
+    const { job, model } = this;
+    if (task.jobId !== job.jobId) throw new ShardResultError(`shard task of job ${task.jobId} sent to the computer of job ${job.jobId}`);
+    if (task.paramsVersion !== this.stateVersion) {
+      throw new StaleParamsError(`job ${job.jobId} step ${task.step} shard ${task.shard}: needs parameter version ${task.paramsVersion}, loaded is ${this.stateVersion}`);
+    }
+    const [c, h, w] = this.inputShape;
+    const sampleSize = c * h * w;
+    if (!Number.isInteger(task.count) || task.count < 1 || task.images.length !== task.count * sampleSize || task.labels.length !== task.count) {
+      throw new ShardResultError(
+        `job ${job.jobId} step ${task.step} shard ${task.shard}: ${task.count} samples of ${c}×${h}×${w} need ${task.count * sampleSize} pixels and ${task.count} labels, ` +
+          `got ${task.images.length} and ${task.labels.length}`,
+      );
+    }
+    if (this.input.length !== task.images.length) this.input = new Float32Array(task.images.length);
+    normalizeInto(task.images, task.count, c, h * w, job.normalization.mean, job.normalization.std, this.input);
+    const x = fromData(this.input, [task.count, c, h, w]);
+
+    let logits: Tensor;
+    let lossSum: number;
+    let gradient: Float32Array | undefined;
+    let buffers: Float32Array | undefined;
+    if (task.kind === 'train') {
+      if (job.bufferLength > 0) unpackBuffers(model.buffers, this.publishedBuffers);
+      model.zeroGrad();
+      logits = model.forward(x, { training: true, rng: createRng(dropoutSeed(job.seed, task.step, task.shard)) });
+      const loss = crossEntropy(logits, task.labels, { reduction: 'sum' });
+      loss.backward();
+      lossSum = loss.item();
+      gradient = concat(model.params, 'grad', new Float32Array(job.gradientLength));
+      if (job.bufferLength > 0) buffers = concat(model.buffers, 'data', new Float32Array(job.bufferLength));
+    } else {
+      [logits, lossSum] = noGrad(() => {
+        const out = model.forward(x, { training: false });
+        return [out, crossEntropy(out, task.labels, { reduction: 'sum' }).item()] as const;
+      });
+    }
+    const classes = logits.data.length / task.count;
+    const correct = countCorrect(logits.data, task.labels, classes);
+    return {
+      kind: task.kind,
+      jobId: task.jobId,
+      step: task.step,
+      shard: task.shard,
+      paramsVersion: task.paramsVersion,
+      count: task.count,
+      lossSum,
+      correct,
+      gradient,
+      buffers,
+      computeMs: performance.now() - started,
+      ...extra,
+    };
+  }
+}
+
+function unpackBuffers(buffers: readonly Param[], values: Float32Array): void {
+  let pos = 0;
+  for (const b of buffers) {
+    b.data.set(values.subarray(pos, pos + b.data.length));
+    pos += b.data.length;
+  }
+}

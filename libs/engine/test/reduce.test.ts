@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { checkShardResult, reduceShards, ShardResultError, type JobContext, type ShardResult, type ShardTask } from '../src/index.ts';
+
+const job: JobContext = {
+  jobId: 'j',
+  modelSpec: { input: [1, 1, 1], layers: [{ type: 'flatten' }] },
+  task: 'classification',
+  normalization: { mean: [0], std: [1] },
+  seed: 1,
+  stateLength: 4,
+  gradientLength: 4,
+  bufferLength: 0,
+};
+
+function task(shard: number, count: number): ShardTask {
+  return { kind: 'train', jobId: 'j', step: 3, shard, paramsVersion: 3, count, images: new Uint8Array(count), labels: new Uint8Array(count) };
+}
+
+function result(t: ShardTask, gradient: number[], extra: Partial<ShardResult> = {}): ShardResult {
+  return { kind: t.kind, jobId: t.jobId, step: t.step, shard: t.shard, paramsVersion: t.paramsVersion, count: t.count, lossSum: 1.5, correct: 1, gradient: Float32Array.from(gradient), computeMs: 1, ...extra };
+}
+
+describe('reduceShards', () => {
+  // Values chosen so that float32 addition order changes the result: 1e8 + 1 + 1 - 1e8.
+  const tasks = [task(0, 2), task(1, 1), task(2, 1), task(3, 1)];
+  const grads = [
+    [1e8, 3, 0.1, -2],
+    [1, 1e-3, 0.2, 5],
+    [1, 7, 0.3, 1e-7],
+    [-1e8, -3, 0.4, 2],
+  ];
+
+  it('sums in shard order, rounding each addition to float32, then divides by the batch count', () => {
+    const r = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])));
+    const expected = new Float32Array(4);
+    for (const g of grads) for (let i = 0; i < 4; i++) expected[i] = Math.fround(expected[i] + Math.fround(g[i]));
+    for (let i = 0; i < 4; i++) expected[i] = Math.fround(expected[i] / 5);
+    expect(Array.from(r.gradient!)).toEqual(Array.from(expected));
+    expect(r.count).toBe(5);
+    expect(r.lossSum).toBe(6);
+    expect(r.correct).toBe(4);
+    // 1e8 + 1 + 1 - 1e8 in float32 is 0: the order is part of the result, so it is fixed.
+    expect(r.gradient![0]).toBe(0);
+    const reordered = new Float32Array(4);
+    for (const s of [0, 3, 1, 2]) for (let i = 0; i < 4; i++) reordered[i] = Math.fround(reordered[i] + Math.fround(grads[s][i]));
+    expect(reordered[0] / 5).not.toBe(0);
+  });
+
+  it('gives the same bytes on every call', () => {
+    const a = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])));
+    const b = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])));
+    expect(Buffer.from(a.gradient!.buffer).equals(Buffer.from(b.gradient!.buffer))).toBe(true);
+  });
+
+  it.each<[string, Partial<ShardResult>, RegExp]>([
+    ['a non-finite gradient', { gradient: Float32Array.from([0, NaN, 0, 0]) }, /non-finite/],
+    ['an infinite gradient', { gradient: Float32Array.from([0, 0, Infinity, 0]) }, /non-finite/],
+    ['a short gradient', { gradient: new Float32Array(3) }, /gradient of 3 values, expected 4/],
+    ['a stale parameter version', { paramsVersion: 2 }, /version 2, expected 3/],
+    ['the wrong shard', { shard: 0 }, /answers step 3 shard 0/],
+    ['a wrong count', { count: 9 }, /count 9, expected 1/],
+    ['a NaN loss', { lossSum: NaN }, /lossSum NaN/],
+    ['too many correct', { correct: 2 }, /correct 2 outside \[0, 1\]/],
+    ['no gradient', { gradient: undefined }, /no gradient/],
+  ])('rejects %s, never summing it in', (_title, patch, message) => {
+    const results = tasks.map((t, s) => result(t, grads[s], s === 1 ? patch : {}));
+    expect(checkShardResult(job, tasks[1], results[1])).toMatch(message);
+    expect(() => reduceShards(job, tasks, results)).toThrow(ShardResultError);
+    expect(() => reduceShards(job, tasks, results)).toThrow(/job j step 3 shard 1/);
+  });
+
+  it('rejects a missing result', () => {
+    expect(() => reduceShards(job, tasks, tasks.slice(1).map((t) => result(t, [0, 0, 0, 0])))).toThrow(/3 results for 4 shard tasks/);
+  });
+
+  it('averages buffers weighted by count', () => {
+    const withBuffers = { ...job, stateLength: 6, bufferLength: 2 };
+    const ts = [task(0, 3), task(1, 1)];
+    const r = reduceShards(withBuffers, ts, [result(ts[0], [0, 0, 0, 0], { buffers: Float32Array.from([1, 2]) }), result(ts[1], [0, 0, 0, 0], { buffers: Float32Array.from([5, 6]) })]);
+    expect(Array.from(r.buffers!)).toEqual([2, 3]);
+  });
+});

@@ -1,0 +1,188 @@
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  InlineExecutor,
+  jobPaths,
+  LocalExecutor,
+  MetricsLog,
+  train,
+  Trainer,
+  type Executor,
+  type JobSpecInput,
+  type JobState,
+  type ShardTask,
+  type TrainResult,
+} from '../src/index.ts';
+
+// A small model with every kind of state the engine moves: weights, batch-norm buffers, dropout.
+const tinyModel = {
+  input: [1, 28, 28] as [number, number, number],
+  layers: [
+    { type: 'conv2d' as const, outChannels: 4, kernelSize: 5, stride: 3 },
+    { type: 'batchNorm2d' as const },
+    { type: 'relu' as const },
+    { type: 'maxPool2d' as const, kernelSize: 2 },
+    { type: 'flatten' as const },
+    { type: 'dropout' as const, p: 0.1 },
+    { type: 'linear' as const, outFeatures: 10 },
+  ],
+};
+const tinySpec: JobSpecInput = {
+  model: tinyModel,
+  dataset: 'mnist',
+  steps: 12,
+  batchSize: 32,
+  shards: 3,
+  seed: 7,
+  evalEvery: 6,
+  evalShards: 4,
+  checkpointEvery: 4,
+  optimizer: { type: 'adam', lr: 0.01 },
+  schedule: { type: 'constant' },
+};
+
+let dataDir: string;
+let inline: InlineExecutor;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'stride-train-'));
+  inline = new InlineExecutor();
+});
+afterEach(async () => {
+  await inline.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+let reference: TrainResult;
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'stride-ref-'));
+  const ex = new InlineExecutor();
+  try {
+    reference = await train(tinySpec, { executor: ex, dataDir: dir, jobId: 'reference' });
+  } finally {
+    await ex.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+describe('Trainer', () => {
+  it('runs a job to the end with typed events, metrics and checkpoints', async () => {
+    const states: JobState['status'][] = [];
+    const steps: number[] = [];
+    const evals: number[] = [];
+    const checkpoints: number[] = [];
+    const result = await train(tinySpec, {
+      executor: inline,
+      dataDir,
+      jobId: 'run1',
+      on: {
+        state: (e) => states.push(e.state.status),
+        step: (e) => steps.push(e.step),
+        eval: (e) => evals.push(e.step),
+        checkpoint: (e) => checkpoints.push(e.step),
+      },
+    });
+    expect(result).toMatchObject({ status: 'succeeded', steps: 12, totalSteps: 12, resumedFrom: 0, paramsSha256: reference.paramsSha256 });
+    expect(result.testAccuracy).toBeGreaterThan(0.3);
+    expect(states[0]).toBe('running');
+    expect(states.at(-1)).toBe('succeeded');
+    expect(steps).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(evals).toEqual([6, 12]);
+    expect(checkpoints).toEqual([4, 6, 8, 12]);
+    const paths = jobPaths(dataDir, 'run1');
+    const records = await MetricsLog.read(paths.metrics);
+    expect(records.filter((r) => r.type === 'step')).toHaveLength(12);
+    expect(records.filter((r) => r.type === 'eval').map((r) => r.step)).toEqual([6, 12]);
+    // keepCheckpoints 3: the newest three, the best among them.
+    expect((await readdir(paths.checkpoints)).sort()).toEqual(['step-00000006.ckpt', 'step-00000008.ckpt', 'step-00000012.ckpt']);
+    expect(JSON.parse(await readFile(paths.result, 'utf8')).paramsSha256).toBe(result.paramsSha256);
+  });
+
+  it('pauses at a step boundary and resumes to the same bytes as an uninterrupted run', async () => {
+    const controller = new AbortController();
+    const paused = await train(tinySpec, {
+      executor: inline,
+      dataDir,
+      jobId: 'job',
+      signal: controller.signal,
+      on: { step: (e) => e.step === 4 && controller.abort('pause') },
+    });
+    expect(paused).toMatchObject({ status: 'paused', steps: 5 });
+    expect(paused.paramsSha256).not.toBe(reference.paramsSha256);
+
+    const trainer = new Trainer(tinySpec, { executor: inline, dataDir, jobId: 'job' });
+    const resumed = await trainer.run();
+    expect(resumed).toMatchObject({ status: 'succeeded', steps: 12, resumedFrom: 5, paramsSha256: reference.paramsSha256, testAccuracy: reference.testAccuracy });
+    expect(trainer.state.status).toBe('succeeded');
+    // The metrics read as one run.
+    const records = await MetricsLog.read(jobPaths(dataDir, 'job').metrics);
+    expect(records.filter((r) => r.type === 'step').map((r) => r.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+
+    // Running a finished job again changes nothing.
+    const again = await train(tinySpec, { executor: inline, dataDir, jobId: 'job' });
+    expect(again).toMatchObject({ status: 'succeeded', resumedFrom: 12, paramsSha256: reference.paramsSha256 });
+  });
+
+  it('survives a crash mid-step and a corrupt newest checkpoint', async () => {
+    // An executor that dies at step 10: the process "crashes" with checkpoints at 4, 6 and 8.
+    const crashing: Executor = {
+      publishParams: (job, v, s) => inline.publishParams(job, v, s),
+      runShards: async (job, tasks: readonly ShardTask[], signal) => {
+        if (tasks[0].kind === 'train' && tasks[0].step === 10) throw new Error('worker machine lost');
+        return inline.runShards(job, tasks, signal);
+      },
+      releaseJob: (id) => inline.releaseJob(id),
+      close: () => inline.close(),
+    };
+    const failed: JobState[] = [];
+    await expect(train(tinySpec, { executor: crashing, dataDir, jobId: 'job', on: { state: (e) => failed.push(e.state) } })).rejects.toThrow(/worker machine lost/);
+    expect(failed.at(-1)).toMatchObject({ status: 'failed', step: 10, error: 'worker machine lost' });
+
+    // Tear the newest checkpoint (step 8): the resume falls back to step 6.
+    const { checkpoints } = jobPaths(dataDir, 'job');
+    const newest = join(checkpoints, 'step-00000008.ckpt');
+    const bytes = await readFile(newest);
+    await writeFile(newest, bytes.subarray(0, 1000));
+    const logs: string[] = [];
+    const resumed = await train(tinySpec, { executor: inline, dataDir, jobId: 'job', on: { log: (e) => logs.push(`${e.level}: ${e.message}`) } });
+    expect(resumed).toMatchObject({ status: 'succeeded', resumedFrom: 6, paramsSha256: reference.paramsSha256 });
+    expect(logs.join('\n')).toMatch(/warn: checkpoint .*step-00000008\.ckpt is corrupt/);
+  });
+
+  it('refuses to resume a job id under another spec', async () => {
+    await train({ ...tinySpec, steps: 2 }, { executor: inline, dataDir, jobId: 'job' });
+    await expect(train({ ...tinySpec, steps: 3 }, { executor: inline, dataDir, jobId: 'job' })).rejects.toThrow(/already exists .* with another spec/);
+    expect(() => new Trainer(tinySpec, { executor: inline, dataDir, jobId: '../evil' })).toThrow(/jobId/);
+  });
+
+  it('cancels: status cancelled with a final checkpoint', async () => {
+    const controller = new AbortController();
+    const result = await train(tinySpec, { executor: inline, dataDir, jobId: 'c', signal: controller.signal, on: { step: (e) => e.step === 1 && controller.abort() } });
+    expect(result).toMatchObject({ status: 'cancelled', steps: 2 });
+    expect(await readdir(jobPaths(dataDir, 'c').checkpoints)).toEqual(['step-00000002.ckpt']);
+  });
+});
+
+describe('LocalExecutor', () => {
+  const executors: LocalExecutor[] = [];
+  afterAll(async () => {
+    await Promise.all(executors.map((e) => e.close()));
+  });
+
+  it('gives the same bytes with 1 and 2 threads as the inline executor', async () => {
+    const spec = { ...tinySpec, steps: 6, evalEvery: 6 };
+    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    for (const threads of [1, 2]) {
+      const ex = new LocalExecutor({ threads });
+      executors.push(ex);
+      const r = await train(spec, { executor: ex, dataDir, jobId: `threads-${threads}` });
+      expect(r.paramsSha256, `${threads} thread(s)`).toBe(want);
+    }
+    // Idempotent close.
+    const ex = executors[0];
+    const first = ex.close();
+    expect(ex.close()).toBe(first);
+    await first;
+  });
+});

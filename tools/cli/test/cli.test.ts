@@ -1,0 +1,88 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/program.ts';
+
+const BIN = fileURLToPath(new URL('../bin/stride.js', import.meta.url));
+
+/** Runs the CLI in this process, capturing what it writes. */
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await main(['node', 'stride', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stride-cli-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('stride CLI', () => {
+  it.each([
+    [['train', '--local', '--model', 'lenet5', '--lr', 'abc'], /--lr.*expected a finite number > 0, got "abc"/],
+    [['train', '--local', '--model', 'lenet5', '--batch-size', '0'], /--batch-size.*expected an integer in \[1,/],
+    [['train', '--local', '--model', 'lenet5', '--epochs', '1', '--steps', '5'], /either --epochs or --steps/],
+    [['train', '--local', '--model', 'lenet5', '--batch-size', '4', '--shards', '5'], /shards: must be an integer in \[1, 4\], got 5/],
+    [['train', '--local', '--model', 'nosuchnet'], /unknown zoo model "nosuchnet"/],
+    [['train', '--local', '--dataset', 'mnist'], /--model is required/],
+    [['train', '--model', 'lenet5'], /needs --local/],
+    [['train', '--local', '--model', 'lenet5', '--schedule', 'sometimes'], /Allowed choices are constant, cosine, onecycle/],
+    [['frobnicate'], /unknown command/],
+  ])('%j exits with code 2 and says why', async (args, message) => {
+    const { code, stderr } = await run(...args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
+  it('trains with --local, prints the result as JSON, and inspects the checkpoint', async () => {
+    const model = join(dir, 'model.json');
+    await writeFile(model, JSON.stringify({ input: [1, 28, 28], layers: [{ type: 'conv2d', outChannels: 2, kernelSize: 4, stride: 4 }, { type: 'relu' }, { type: 'flatten' }, { type: 'linear', outFeatures: 10 }] }));
+    const out = join(dir, 'out');
+    const trained = await run('train', '--local', '--model', model, '--steps', '4', '--batch-size', '16', '--shards', '2', '--eval-samples', '300', '--threads', '1', '--optimizer', 'sgd', '--lr', '0.1', '--schedule', 'constant', '--out', out, '--job-id', 'cli', '--json');
+    expect(trained.code, trained.stderr).toBe(0);
+    const result = JSON.parse(trained.stdout.trim());
+    expect(result).toMatchObject({ status: 'succeeded', steps: 4, jobId: 'cli' });
+    expect(result.paramsSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(result.testAccuracy).toBeGreaterThanOrEqual(0);
+    expect(result.spec.optimizer).toMatchObject({ type: 'sgd', lr: 0.1 });
+    expect(trained.stderr).toMatch(/step 4\/4 100\.0%/);
+    expect(trained.stderr).toMatch(/test accuracy/);
+
+    const file = join(out, 'jobs', 'cli', 'checkpoints', 'step-00000004.ckpt');
+    const inspected = await run('checkpoint', 'inspect', file, '--json');
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ checksum: 'ok', step: 4, totalSteps: 4, jobId: 'cli', paramsSha256: result.paramsSha256 });
+    const text = await run('checkpoint', 'inspect', file);
+    expect(text.stdout).toMatch(/checksum ok/);
+    expect(text.stdout).toMatch(/step 4\/4/);
+
+    const bytes = await readFile(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(file, bytes);
+    const corrupt = await run('checkpoint', 'inspect', file);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toMatch(/checksum mismatch/);
+  });
+
+  it('the bin exits with code 2 on a bad flag', async () => {
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'train', '--local', '--model', 'lenet5', '--seed', '-3'], (error, _stdout, stderr) => resolve({ code: error ? (error as { code?: number }).code ?? null : 0, stderr }));
+    });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--seed/);
+  });
+});

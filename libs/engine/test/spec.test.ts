@@ -25,7 +25,7 @@ describe('normalizeJobSpec', () => {
       shards: 4,
       seed: 1,
       optimizer: { type: 'adam', lr: 3e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 },
-      schedule: { type: 'onecycle', pctStart: 0.25, divFactor: 25, finalDivFactor: 1e4, warmupSteps: 0 },
+      schedule: { type: 'onecycle', pctStart: 0.3, divFactor: 25, finalDivFactor: 1e4, warmupSteps: 0 },
       evalEvery: 'epoch',
       evalShards: 10,
       evalSamples: 0,

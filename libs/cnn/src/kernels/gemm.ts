@@ -1,7 +1,7 @@
 // Single-precision matrix multiply for the conv and linear layers, cache-blocked: B is walked
 // in KC×NC tiles (256 KB, cache-resident) and each tile is swept by a 2×4 register micro-kernel
 // that reads A and B in place through strides, so one kernel covers all four transpose cases.
-// Measured in V8 on the LeNet-5 shapes (tools/bench/lenet5.ts), this beat BLIS-style packed
+// Measured in V8 on the LeNet-5 shapes (npm run bench), this beat BLIS-style packed
 // panels with 4×4 kernels: at these sizes the packing copy costs what it saves, and 8 double
 // accumulators are what fit the registers. The summation order depends only on (m, n, k), so
 // results are bit-reproducible. Kept behind one function so a WebAssembly SIMD version can

@@ -1,6 +1,6 @@
 // Pooling and nearest-neighbour upsampling kernels on flat NCHW Float32Arrays.
 
-import { maxPool2dForwardWasm } from './wasm/elementwise.ts';
+import { maxPool2dBackwardWasm, maxPool2dForwardWasm } from './wasm/elementwise.ts';
 
 export interface Pool2dDims {
   /** Number of (sample, channel) planes: N·C. */
@@ -58,6 +58,7 @@ export function maxPool2dForward(x: Float32Array, out: Float32Array, argmax: Int
 
 /** gradX[argmax[o]] += gradOut[o]. */
 export function maxPool2dBackward(gradOut: Float32Array, argmax: Int32Array, gradX: Float32Array): void {
+  if (maxPool2dBackwardWasm(gradOut, argmax, gradX)) return;
   for (let o = 0; o < gradOut.length; o++) gradX[argmax[o]] += gradOut[o];
 }
 

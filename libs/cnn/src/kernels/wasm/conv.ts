@@ -163,42 +163,44 @@ export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Ar
   return true;
 }
 
-/** gradX += d(conv)/dx · gradOut. false: geometry or size not handled. */
+/**
+ * gradX += d(conv)/dx · gradOut. Per sample and group the column gradient Wᵀ·dY (a GEMM reading
+ * both operands in place: W's rows are the k steps, four consecutive taps one A panel) then col2im.
+ * (Computed instead as the forward convolution of the zero-padded dY, half the taps of a 5×5 filter
+ * would multiply padding zeros.) false: geometry or size not handled.
+ */
 export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const kern = wasmKernels();
-  // Padding beyond k − 1 would need a cropped (negative) padding of dY.
-  if (kern === null || !supported(d) || d.padH > d.kh - 1 || d.padW > d.kw - 1) return false;
+  if (kern === null || !supported(d)) return false;
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const { mr: MR, nv } = kern.shape.main;
+  const NR = 4 * nv;
   const cInG = cIn / groups;
   const cOutG = cOut / groups;
-  const { b: blocking, fwd } = blockingFor(kern, cInG);
-  const NR = 4 * blocking.nv;
-  const taps = cOutG * kh * kw;
-  // The adjoint convolution: input dY (outH × outW) padded by k − 1 − pad, output h × width.
-  const qh = kh - 1 - padH;
-  const qw = kw - 1 - padW;
-  const p = h * width;
+  const taps = cInG * kh * kw;
+  const p = outH * outW;
   const pPad = roundUp(p, NR);
-  const slack = pPad - p + NR;
+  const xSize = n * cIn * h * width;
   beginLayout();
-  const gAt = region(n * cOut * outH * outW);
-  const geAt = region(cOut * expandedPlane(kw, outH + 2 * qh, width), slack);
-  const tabAt = region(taps);
-  const wAt = region(groups * roundUp(cInG, blocking.mr) * taps);
-  const gridAt = region(n * cIn * pPad);
-  const denseAt = region(n * cIn * p);
+  const wAt = region(cOut * taps);
+  // The GEMM reads B rows NR-wide, up to pPad − p floats past the last one.
+  const gAt = region(n * cOut * p, pPad);
+  const colAt = region(taps * pPad);
+  const gxAt = region(xSize);
   if (!reserve(kern)) return false;
-  kern.f32.set(head(gradOut, n * cOut * outH * outW), gAt >> 2);
-  writeTaps(kern, tabAt, cOutG, kh, kw, outH + 2 * qh, width);
-  // Row ci, tap (co, i, j) of the adjoint filter is w[co][ci][kh−1−i][kw−1−j].
-  const khw = kh * kw;
-  const wPanel = packFilter(kern, blocking.mr, wAt, groups, cInG, taps, (g, ci, t) => {
-    const co = Math.floor(t / khw);
-    return w[((g * cOutG + co) * cInG + ci) * khw + (khw - 1 - (t - co * khw))];
-  });
-  kern.fn.zero(gridAt, n * cIn * pPad * 4);
-  const plan = { n, cIn: cOut, cOut: cIn, groups, h: outH, w: outW, kh, kw, padH: qh, padW: qw, outW: width, p };
-  forwardPerSample(kern, fwd, plan, gAt, geAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, gradX, true);
+  const { fn } = kern;
+  kern.f32.set(head(w, cOut * taps), wAt >> 2);
+  kern.f32.set(head(gradOut, n * cOut * p), gAt >> 2);
+  kern.f32.set(head(gradX, xSize), gxAt >> 2);
+  for (let s = 0; s < n; s++) {
+    for (let g = 0; g < groups; g++) {
+      // col[taps × pPad] = Wgᵀ · dY_sg: A(tap, co) = w[co][tap], B(co, pos) = dY[co][pos].
+      fn.zero(colAt, 4 * taps * pPad);
+      fn.gemm(taps, pPad, cOutG, wAt + 4 * g * cOutG * taps, 4 * MR, 4 * taps, gAt + 4 * (s * cOut + g * cOutG) * p, 4 * NR, 4 * p, colAt, 4 * pPad);
+      fn.col2im(colAt, 4 * pPad, gxAt + 4 * (s * cIn + g * cInG) * h * width, cInG, h, width, kh, kw, padH, padW, outH, outW);
+    }
+  }
+  gradX.set(kern.f32.subarray(gxAt >> 2, (gxAt >> 2) + xSize));
   return true;
 }
 

@@ -1,15 +1,20 @@
 // ReLU, 2×2 pooling and the bias gradient on the WebAssembly SIMD kernels: the fast paths behind
-// the JS loops of ops/elementwise.ts (rectify), kernels/pool.ts (maxPool2dForward) and
+// the JS loops of ops/elementwise.ts (rectify), kernels/pool.ts (maxPool2dForward/Backward) and
 // kernels/conv.ts (conv2dBackwardBias). Scalar JS loops over large typed arrays with data-
 // dependent branches run several nanoseconds per element; a copy into the kernels' memory, a
 // branch-free vector loop and a copy back cost a fraction of that. Each returns false when it
 // does not apply, and the caller runs its JS loop. ReLU and pooling give bit-identical results to
-// the JS loops (they only select values); the bias gradient sums in another order (float64 both).
+// the JS loops (they only select values, or add in the same order); the bias gradient sums in
+// another order (float64 both).
 
 import type { Pool2dDims } from '../pool.ts';
 import { beginLayout, region, reserve, wasmKernels } from './runtime.ts';
 
 function head(a: Float32Array, n: number): Float32Array {
+  return a.length === n ? a : a.subarray(0, n);
+}
+
+function head32(a: Int32Array, n: number): Int32Array {
   return a.length === n ? a : a.subarray(0, n);
 }
 
@@ -62,6 +67,27 @@ export function maxPool2dForwardWasm(x: Float32Array, out: Float32Array, argmax:
   kern.fn.maxpool2x2(xAt, outAt, argAt, planes, h, w, outH, outW, sign, argmax === null ? 0 : 1);
   out.set(kern.f32.subarray(outAt >> 2, (outAt >> 2) + outSize));
   if (argmax !== null) argmax.set(kern.i32.subarray(argAt >> 2, (argAt >> 2) + outSize));
+  return true;
+}
+
+/**
+ * gradX[argmax[o]] += gradOut[o] in order of o (max-pooling backward). Every index must lie in
+ * [0, gradX.length): the pooling forward produced them.
+ */
+export function maxPool2dBackwardWasm(gradOut: Float32Array, argmax: Int32Array, gradX: Float32Array): boolean {
+  const kern = wasmKernels();
+  const n = gradOut.length;
+  if (kern === null || n === 0 || argmax.length < n) return false;
+  beginLayout();
+  const gAt = region(n);
+  const iAt = region(n);
+  const gxAt = region(gradX.length);
+  if (!reserve(kern)) return false;
+  kern.f32.set(gradOut, gAt >> 2);
+  kern.i32.set(head32(argmax, n), iAt >> 2);
+  kern.f32.set(gradX, gxAt >> 2);
+  kern.fn.scatter_add(gAt, iAt, gxAt, n);
+  gradX.set(kern.f32.subarray(gxAt >> 2, (gxAt >> 2) + gradX.length));
   return true;
 }
 

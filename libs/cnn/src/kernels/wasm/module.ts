@@ -6,14 +6,14 @@
 // value broadcast to the four lanes; the B row of step k is NR consecutive floats at
 //   - strided: b + k·bs (a row-major matrix read in place, or a packed panel),
 //   - table:   b + tab[k] (an "implicit im2col": tab holds the offset of every filter tap into a
-//     zero-padded image, so the row is NR consecutive output positions of the padded grid).
+//     column-expanded image, see ./conv.ts, so the row is NR consecutive output positions).
 // The accumulators start from C (so the caller pre-fills C with zeros, the bias, or the values
 // to accumulate onto) and sum strictly in k order: every output element is
 // ((c + a0·b0) + a1·b1) + … in float32, one multiply and one add per term. The order depends
 // only on the shapes, never on the thread or the blocking, so results are bit-reproducible.
 //
 // The weight gradient of a convolution is a reduction over output positions instead:
-//   acc[co][tap] (4 lanes) += dY[co][p..p+3] · xpad[tap + p..p+3]
+//   acc[co][tap] (4 lanes) += dY[co][p..p+3] · xe[off(tap) + p..p+3]
 // with four partial sums per element (lane l sums the positions ≡ l mod 4, in order) that
 // `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
 
@@ -78,6 +78,13 @@ export interface KernelExports {
    * h×w image) for pl < planes, kx < kw, y < h + 2·padH, ox < outW; then `slack` zero bytes.
    */
   expand(src: number, dst: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, slack: number): void;
+  /**
+   * col2im, adding: dx[c][y][x] += col[(c·kh + i)·kw + j][oy·outW + ox] for y = oy + i − padH,
+   * x = ox + j − padW inside the h×w image (stride 1, no dilation); col rows ldc bytes apart.
+   */
+  col2im(col: number, ldc: number, dx: number, channels: number, h: number, w: number, kh: number, kw: number, padH: number, padW: number, outH: number, outW: number): void;
+  /** gx[idx[i]] += g[i] for i < count, in order; idx holds float indices into gx. */
+  scatter_add(g: number, idx: number, gx: number, count: number): void;
   /** For s < ns, ch < c: fills `planeBytes` (a multiple of 16) at dst + (s·c + ch)·planeBytes with bias[ch]. */
   fill_bias(dst: number, ns: number, c: number, planeBytes: number, bias: number): void;
   /**
@@ -315,6 +322,52 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Arra
         ),
       ]),
     ];
+  });
+
+  // col2im: dx[c][y][x] += col[(c·kh + i)·kw + j][oy·outW + ox] where y = oy + i − padH and
+  // x = ox + j − padW fall inside the image; col rows are ldc bytes apart. Taps in order, so every
+  // dx element receives its terms in tap order.
+  mw.func('col2im', Array(12).fill('i32'), [], ([col, ldc, dx, channels, h, w, kh, kw, padH, padW, outH, outW], f) => {
+    const [c, i, j, t, lo, hi, y0, y1] = f.localsOf('i32', 8);
+    return [
+      set(t, i32.c(0)),
+      forRange(c, i32.c(0), get(channels), i32.c(1), [
+        forRange(i, i32.c(0), get(kh), i32.c(1), [
+          set(y0, i32.maxS(i32.c(0), i32.sub(get(padH), get(i)))),
+          set(y1, i32.minS(get(outH), i32.sub(i32.add(get(h), get(padH)), get(i)))),
+          forRange(j, i32.c(0), get(kw), i32.c(1), [
+            set(lo, i32.maxS(i32.c(0), i32.sub(get(padW), get(j)))),
+            set(hi, i32.minS(get(outW), i32.sub(i32.add(get(w), get(padW)), get(j)))),
+            ifThen(
+              i32.and(i32.gtS(get(hi), get(lo)), i32.gtS(get(y1), get(y0))),
+              call(
+                copy2d,
+                i32.add(i32.add(get(col), i32.mul(get(t), get(ldc))), i32.shl(i32.add(i32.mul(get(y0), get(outW)), get(lo)), i32.c(2))),
+                i32.c(0),
+                i32.shl(get(outW), i32.c(2)),
+                i32.add(get(dx), i32.shl(i32.add(i32.mul(i32.add(i32.mul(get(c), get(h)), i32.sub(i32.add(get(y0), get(i)), get(padH))), get(w)), i32.sub(i32.add(get(lo), get(j)), get(padW))), i32.c(2))),
+                i32.c(0),
+                i32.shl(get(w), i32.c(2)),
+                i32.c(1),
+                i32.sub(get(y1), get(y0)),
+                i32.sub(get(hi), get(lo)),
+                i32.c(1),
+              ),
+            ),
+            set(t, i32.add(get(t), i32.c(1))),
+          ]),
+        ]),
+      ]),
+    ];
+  });
+
+  // gx[idx[i]] += g[i] for i < count, in order (max-pooling backward).
+  mw.func('scatter_add', ['i32', 'i32', 'i32', 'i32'], [], ([g, idx, gx, count], f) => {
+    const [i, a] = f.localsOf('i32', 2);
+    return forRange(i, i32.c(0), i32.shl(get(count), i32.c(2)), i32.c(4), [
+      set(a, i32.add(get(gx), i32.shl(i32.load(i32.add(get(idx), get(i))), i32.c(2)))),
+      f32.store(get(a), f32.add(f32.load(get(a)), f32.load(i32.add(get(g), get(i))))),
+    ]);
   });
 
   mw.func('fill_bias', Array(5).fill('i32'), [], ([dst, ns, c, planeBytes, bias], f) => {

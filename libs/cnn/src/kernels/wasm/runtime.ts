@@ -96,14 +96,6 @@ export function setWasmKernelsEnabled(on: boolean): void {
   enabled = on;
 }
 
-/**
- * Replaces this thread's kernels with ones of another register blocking (benchmarks compare
- * blockings with it). Synchronous compilation: Node and workers only.
- */
-export function useKernelShape(shape: KernelShape): void {
-  loaded = instantiate(new WebAssembly.Module(buildKernelModule(shape)), shape);
-}
-
 /** Which kernels run on this thread now: 'wasm-simd' or 'js'. */
 export function kernelBackend(): 'wasm-simd' | 'js' {
   return wasmKernels() === null ? 'js' : 'wasm-simd';

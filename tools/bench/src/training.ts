@@ -1,0 +1,237 @@
+// LeNet-5 on MNIST through the product's own code paths: the engine's Trainer driving the
+// InlineExecutor (one thread), the LocalExecutor (worker threads of this process) or the
+// BullmqExecutor (worker processes through Redis), timed in windows of steps after a warm-up.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildModel, fromData, getZooSpec, noGrad } from '@stride/cnn';
+import { MNIST_MEAN, MNIST_STD, loadDataset, normalizeInto } from '@stride/data';
+import { type EvalMetrics, type Executor, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
+import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig } from '@stride/queue';
+import { median } from './stats.ts';
+
+/** How long a measurement runs. */
+export interface Schedule {
+  /** Steps before the first timed window (JIT, thread start-up, memory growth). */
+  warmup: number;
+  stepsPerWindow: number;
+  windows: number;
+}
+
+/** Medians over the timed steps of the engine's own step breakdown (ms). */
+export interface StepBreakdown {
+  stepMs: number;
+  publishMs: number;
+  queueMs: number;
+  computeMs: number;
+  /** stepMs − publish − compute − reduce − optimizer: moving tasks and gradients (thread messages or Redis), waiting. */
+  transferMs: number;
+  reduceMs: number;
+  optimizerMs: number;
+}
+
+export interface EngineRun {
+  label: string;
+  executor: 'inline' | 'local' | 'bullmq';
+  /** Compute threads (inline: the calling thread). */
+  threads: number;
+  batch: number;
+  shards: number;
+  /** Images per second of every timed window (wall time between the trainer's step events). */
+  windows: number[];
+  median: number;
+  breakdown: StepBreakdown;
+  /** The evaluation at the end of the run: the whole test split in `evalShards` shards, images/s. */
+  evalImagesPerSec: number;
+  evalShardSize: number;
+}
+
+/** Runs one training job on `executor` and times it. The executor is not closed. */
+export async function runEngine(label: string, kind: EngineRun['executor'], executor: Executor, threads: number, batch: number, shards: number, s: Schedule, evalShards = 40): Promise<EngineRun> {
+  const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
+  const spec: JobSpecInput = {
+    name: 'bench-lenet5',
+    model: 'lenet5',
+    dataset: 'mnist',
+    steps: totalSteps,
+    batchSize: batch,
+    shards,
+    seed: 1,
+    optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 },
+    schedule: { type: 'constant' },
+    evalEvery: totalSteps,
+    evalShards,
+    checkpointEvery: totalSteps,
+    keepCheckpoints: 1,
+  };
+  const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-'));
+  const at: number[] = [];
+  const steps: StepMetrics[] = [];
+  let evaluation: EvalMetrics | undefined;
+  try {
+    await train(spec, {
+      executor,
+      dataDir,
+      jobId: 'bench',
+      resume: false,
+      on: {
+        step: (e) => {
+          at.push(performance.now());
+          steps.push(e);
+        },
+        eval: (e) => {
+          evaluation = e;
+        },
+      },
+    });
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  const windows: number[] = [];
+  for (let w = 0; w < s.windows; w++) {
+    // Window w runs from the event of step warmup − 1 + w·n to that of step warmup − 1 + (w + 1)·n.
+    const start = s.warmup - 1 + w * s.stepsPerWindow;
+    windows.push((s.stepsPerWindow * batch * 1000) / (at[start + s.stepsPerWindow] - at[start]));
+  }
+  const timed = steps.slice(s.warmup);
+  const med = (f: (m: StepMetrics) => number): number => median(timed.map(f));
+  const breakdown: StepBreakdown = {
+    stepMs: med((m) => m.stepMs),
+    publishMs: med((m) => m.publishMs),
+    queueMs: med((m) => m.queueMs),
+    computeMs: med((m) => m.computeMs),
+    transferMs: med((m) => Math.max(0, m.stepMs - m.publishMs - m.computeMs - m.reduceMs - m.optimizerMs)),
+    reduceMs: med((m) => m.reduceMs),
+    optimizerMs: med((m) => m.optimizerMs),
+  };
+  return {
+    label,
+    executor: kind,
+    threads,
+    batch,
+    shards,
+    windows,
+    median: median(windows),
+    breakdown,
+    evalImagesPerSec: evaluation ? (evaluation.count * 1000) / evaluation.evalMs : NaN,
+    evalShardSize: evaluation ? Math.ceil(evaluation.count / evalShards) : NaN,
+  };
+}
+
+/** Training on the calling thread (InlineExecutor), one shard per step. */
+export async function trainOneThread(batch: number, s: Schedule): Promise<EngineRun> {
+  const executor = new InlineExecutor();
+  try {
+    return await runEngine('stride 1 thread (engine, InlineExecutor)', 'inline', executor, 1, batch, 1, s);
+  } finally {
+    await executor.close();
+  }
+}
+
+/** Training on `threads` worker threads of this process (LocalExecutor), one shard per thread. */
+export async function trainLocal(threads: number, batch: number, shards: number, s: Schedule): Promise<EngineRun> {
+  const executor = new LocalExecutor({ threads });
+  try {
+    return await runEngine(`stride ${threads} threads (engine, LocalExecutor, ${shards} shards)`, 'local', executor, threads, batch, shards, s);
+  } finally {
+    await executor.close();
+  }
+}
+
+/** Inference images/s at `batch` on the calling thread: the model's forward pass without a graph. */
+export async function inferOneThread(batch: number, s: Schedule): Promise<{ windows: number[]; median: number }> {
+  const test = await loadDataset('mnist', 'test');
+  const model = buildModel(getZooSpec('lenet5'), { seed: 1 });
+  const input = new Float32Array(batch * 784);
+  const starts = Math.floor(test.count / batch);
+  const step = (k: number): void => {
+    const start = (k % starts) * batch;
+    normalizeInto(test.images.subarray(start * 784, (start + batch) * 784), batch, 1, 784, [MNIST_MEAN], [MNIST_STD], input);
+    noGrad(() => model.forward(fromData(input, [batch, 1, 28, 28])));
+  };
+  let k = 0;
+  for (; k < s.warmup; k++) step(k);
+  const windows: number[] = [];
+  for (let w = 0; w < s.windows; w++) {
+    const t0 = performance.now();
+    for (let i = 0; i < s.stepsPerWindow; i++) step(k++);
+    windows.push((s.stepsPerWindow * batch * 1000) / (performance.now() - t0));
+  }
+  return { windows, median: median(windows) };
+}
+
+/** Where the worker app's entry point lives (started as a process, like `docker compose` does). */
+const WORKER_MAIN = fileURLToPath(new URL('../../../apps/worker/src/main.ts', import.meta.url));
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export interface DistributedResult {
+  distributed: EngineRun;
+  local: EngineRun;
+  /** distributed.median / local.median. */
+  ratio: number;
+}
+
+/**
+ * The coordinator side of distributed training (BullmqExecutor, this process) with `workers`
+ * worker processes of one thread each, against the LocalExecutor with as many threads: the same
+ * job, global batch `batch` in `shards` shards. Uses the Redis at REDIS_URL under a fresh key
+ * prefix, deleted afterwards. Throws when Redis does not answer.
+ */
+export async function trainDistributed(workers: number, batch: number, shards: number, s: Schedule): Promise<DistributedResult> {
+  const config = resolveTransportConfig({ prefix: `stride-bench-${process.pid}-${Date.now()}` });
+  const redis = createRedis(config, 'bench');
+  const children: ChildProcess[] = [];
+  let executor: BullmqExecutor | undefined;
+  try {
+    await redis.ping();
+    for (let i = 0; i < workers; i++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
+        env: { ...process.env, REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-2000)));
+      child.once('exit', (code) => {
+        if (code !== 0 && code !== null) process.stderr.write(`bench: worker ${i} exited with ${code}: ${stderr}\n`);
+      });
+      children.push(child);
+    }
+    const keys = new Keys(config.prefix);
+    const deadline = Date.now() + 60_000;
+    while ((await listWorkers(redis, keys)).length < workers) {
+      if (Date.now() > deadline) throw new Error(`bench: ${workers} workers did not register within 60 s (prefix ${config.prefix})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    executor = new BullmqExecutor({ config });
+    const distributed = await runEngine(`stride ${workers} workers x 1 thread (engine, BullmqExecutor, ${shards} shards)`, 'bullmq', executor, workers, batch, shards, s);
+    await executor.close();
+    executor = undefined;
+    await Promise.all(children.map(stopProcess));
+    const local = await trainLocal(workers, batch, shards, s);
+    return { distributed, local, ratio: distributed.median / local.median };
+  } finally {
+    await executor?.close();
+    await Promise.all(children.map(stopProcess));
+    // Every key of the run: the queue's and ours.
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${config.prefix}*`, 'COUNT', 1000);
+      if (found.length > 0) await redis.del(...found);
+      cursor = next;
+    } while (cursor !== '0');
+    await redis.quit();
+  }
+}

@@ -1,0 +1,185 @@
+// The shard processor run by workers: BullMQ shard job in, gradient blob + small JSON out.
+//
+// For each job: check its data, fetch the job context and the parameter version it names (both
+// cached), fetch the shard's input, compute it with the engine's ShardComputer on a thread of the
+// pool, write the gradient as a binary blob and return counts and timings. Nothing is kept that a
+// restart would miss: a killed worker loses only the shard in hand, which BullMQ hands to another.
+import { availableParallelism } from 'node:os';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { isNamedError, ThreadError, ThreadPool, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import type { BlobStore } from './blob-store.ts';
+import { withDefaults } from './config.ts';
+import { parseShardJobData, type ShardJobData, type ShardReturn } from './codec.ts';
+import type { ShardThreadRequest } from './shard-thread.ts';
+
+/** Options of a ShardProcessor. */
+export interface ShardProcessorOptions {
+  /** Where contexts, parameters, inputs and gradients live. */
+  store: BlobStore;
+  /** Reported in results and heartbeats. */
+  workerId: string;
+  /** Compute threads. Default: `os.availableParallelism()`. */
+  threads?: number;
+  /** Parameter versions kept in memory (over all jobs). Default 4. */
+  cachedVersions?: number;
+}
+
+/** Counters for heartbeats. */
+export interface ProcessorStats {
+  shardsDone: number;
+  shardsFailed: number;
+  /** Thread-milliseconds spent computing. */
+  busyMs: number;
+  /** Shards in hand. */
+  active: number;
+}
+
+/** Errors that no retry of the same job can fix: the job fails at once with the error's name in its reason. */
+const PERMANENT = ['MessageError', 'MissingBlobError', 'StaleJobError', 'JobSpecError'];
+
+export class ShardProcessor {
+  readonly threads: number;
+  readonly stats: ProcessorStats = { shardsDone: 0, shardsFailed: 0, busyMs: 0, active: 0 };
+  private readonly pool: ThreadPool<ShardThreadRequest, ShardResult | 'pong'>;
+  private readonly store: BlobStore;
+  private readonly workerId: string;
+  private readonly cachedVersions: number;
+  /** `${jobId}:${version}:${token}` → the version's state in shared memory; Map order = least recently used first. */
+  private readonly versions = new Map<string, Promise<SharedArrayBuffer>>();
+  private readonly contexts = new Map<string, Promise<JobContext>>();
+  private closing?: Promise<void>;
+
+  constructor(options: ShardProcessorOptions) {
+    const opts = withDefaults({ threads: availableParallelism(), cachedVersions: 4 }, options);
+    if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError(`ShardProcessor: threads must be an integer >= 1, got ${opts.threads}`);
+    if (!Number.isInteger(opts.cachedVersions) || opts.cachedVersions < 1) throw new RangeError(`ShardProcessor: cachedVersions must be an integer >= 1, got ${opts.cachedVersions}`);
+    this.threads = opts.threads;
+    this.store = opts.store;
+    this.workerId = opts.workerId;
+    this.cachedVersions = opts.cachedVersions;
+    this.pool = new ThreadPool({ entry: new URL('./shard-thread.ts', import.meta.url), size: this.threads, name: 'stride-shard' });
+  }
+
+  /**
+   * The BullMQ processor. Throws an `UnrecoverableError` whose message starts with the cause's
+   * name (`MissingBlobError: ...`) when retrying cannot help; other errors (a thread that died)
+   * are retried by BullMQ.
+   */
+  process = async (job: Job): Promise<ShardReturn> => {
+    const started = Date.now();
+    this.stats.active++;
+    try {
+      const data = parseShardJobData(job.data);
+      const result = await this.compute(data, Math.max(0, started - data.enqueuedAt));
+      this.stats.busyMs += result.computeMs;
+      if (result.kind === 'train') {
+        await this.store.putGradient({
+          jobId: data.jobId,
+          step: data.step,
+          shard: data.shard,
+          paramsVersion: result.paramsVersion,
+          paramsToken: data.paramsToken,
+          count: result.count,
+          gradient: result.gradient!,
+          buffers: result.buffers,
+        });
+      }
+      this.stats.shardsDone++;
+      return {
+        jobId: result.jobId,
+        kind: result.kind,
+        step: result.step,
+        shard: result.shard,
+        paramsVersion: result.paramsVersion,
+        paramsToken: data.paramsToken,
+        count: result.count,
+        lossSum: result.lossSum,
+        correct: result.correct,
+        computeMs: result.computeMs,
+        queueMs: result.queueMs ?? 0,
+        workerId: this.workerId,
+      };
+    } catch (err) {
+      this.stats.shardsFailed++;
+      throw asJobFailure(err);
+    } finally {
+      this.stats.active--;
+    }
+  };
+
+  /** Computes one shard (no Redis writes): context, parameters and input are fetched as needed. */
+  async compute(data: ShardJobData, queueMs: number): Promise<ShardResult> {
+    const context = await this.context(data.jobId);
+    const [c, h, w] = context.modelSpec.input;
+    const [state, input] = await Promise.all([
+      this.params(context, data.paramsVersion, data.paramsToken),
+      this.store.getInput({ jobId: data.jobId, kind: data.kind, step: data.step, shard: data.shard, count: data.count, sampleBytes: c * h * w }),
+    ]);
+    const task: ShardTask = { kind: data.kind, jobId: data.jobId, step: data.step, shard: data.shard, paramsVersion: data.paramsVersion, count: data.count, images: input.images, labels: input.labels };
+    return (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
+  }
+
+  /** Resolves once every thread is up (started and its modules loaded), so the first shard does not wait for that. */
+  async ready(): Promise<void> {
+    await this.pool.broadcast({ type: 'ping' });
+  }
+
+  private context(jobId: string): Promise<JobContext> {
+    let p = this.contexts.get(jobId);
+    if (!p) {
+      p = this.store.getContext(jobId);
+      this.contexts.set(jobId, p);
+      // A failed fetch is not cached: the coordinator may publish the context again.
+      p.catch(() => this.contexts.delete(jobId));
+      while (this.contexts.size > this.cachedVersions) this.contexts.delete(this.contexts.keys().next().value!);
+    }
+    return p;
+  }
+
+  /** Parameter version `version` (publication `token`) in shared memory, fetched once however many shards ask at the same time. */
+  private params(context: JobContext, version: number, token: string): Promise<SharedArrayBuffer> {
+    const key = `${context.jobId}:${version}:${token}`;
+    let p = this.versions.get(key);
+    if (p) {
+      this.versions.delete(key);
+    } else {
+      p = this.store.getParams(context.jobId, version, token, context.stateLength).then((bytes) => {
+        const shared = new SharedArrayBuffer(bytes.byteLength);
+        new Uint8Array(shared).set(bytes);
+        return shared;
+      });
+      p.catch(() => {
+        if (this.versions.get(key) === p) this.versions.delete(key);
+      });
+      while (this.versions.size >= this.cachedVersions) this.versions.delete(this.versions.keys().next().value!);
+    }
+    this.versions.set(key, p);
+    return p;
+  }
+
+  /** Stops the threads. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.versions.clear();
+      this.contexts.clear();
+      try {
+        await this.pool.close();
+      } catch {
+        // Nothing left to release.
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Maps a processing error to what BullMQ should do with the job. Validation and missing-blob
+ * errors, and errors thrown by the computation itself (a model the spec cannot build), fail the
+ * job at once; a thread that died is worth a retry.
+ */
+export function asJobFailure(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(String(err));
+  if (PERMANENT.some((name) => isNamedError(err, name))) return new UnrecoverableError(`${err.name}: ${err.message}`);
+  if (err instanceof ThreadError && err.remoteName !== undefined) return new UnrecoverableError(err.message);
+  return err;
+}

@@ -1,0 +1,43 @@
+// BullMQ settings of the two queues, with the reasoning behind the numbers.
+import type { JobsOptions } from 'bullmq';
+
+/**
+ * Options of every shard job (the executor adds `jobId`, `attempts` and `backoff`). The executor
+ * removes a step's jobs once it has accepted their results; the age limits only sweep what a
+ * coordinator that never came back left behind.
+ */
+export const SHARD_JOB_DEFAULTS: JobsOptions = {
+  removeOnComplete: { age: 24 * 3600 },
+  removeOnFail: { age: 24 * 3600 },
+};
+
+/** Lock and stall settings of a BullMQ Worker. */
+export interface LockTuning {
+  /** How long a job's lock lives without renewal (ms); the worker renews it every half of it. */
+  lockDurationMs: number;
+  /** How often the stalled-job checker runs (ms). */
+  stalledIntervalMs: number;
+  /** Stalls (lock lost, e.g. the process was killed) after which a job fails instead of going back to wait. */
+  maxStalledCount: number;
+}
+
+/**
+ * Shard workers. A killed worker's shard goes back to `wait` once its lock has expired and a
+ * stalled check of another worker has seen it twice: at most lockDuration + stalledInterval after
+ * the kill, i.e. 5 s + 2.5 s = 7.5 s lost per kill, plus recomputing the shard (measured 5.6-7.9 s
+ * per kill in apps/worker/test/worker.test.ts, on a loaded 2-core machine). The
+ * lock is renewed by the worker's main thread while the shard computes on another thread, so a
+ * short lock does not expire under load; a false stall would only cost a duplicate computation,
+ * which the executor's accounting ignores. maxStalledCount is generous because a stall is a
+ * worker crash, not a bad job; the executor recomputes a job that fails anyway.
+ */
+export const SHARD_WORKER_LOCKS: LockTuning = { lockDurationMs: 5000, stalledIntervalMs: 2500, maxStalledCount: 20 };
+
+/**
+ * The coordinator's worker on the jobs queue: one "job" is a whole training run, held for
+ * minutes or hours. A killed coordinator's run goes back to `wait` within lockDuration +
+ * stalledInterval (15 s) of the kill and is picked up by the restarted coordinator, which resumes
+ * from the last checkpoint. Every stall is a coordinator crash the run must survive, hence the
+ * very high maxStalledCount.
+ */
+export const JOB_WORKER_LOCKS: LockTuning = { lockDurationMs: 10_000, stalledIntervalMs: 5000, maxStalledCount: 1_000_000 };

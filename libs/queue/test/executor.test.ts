@@ -1,0 +1,268 @@
+// The BullMQ executor against real Redis, with shard workers in this process: the same job trained
+// locally and through Redis gives the same bytes; injected bad results are rejected, logged and
+// never averaged in.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LocalExecutor, train, type JobSpecInput } from '@stride/engine';
+import {
+  BlobStore,
+  bullConnection,
+  BullmqExecutor,
+  createRedis,
+  decodeMessage,
+  Keys,
+  SHARDS_QUEUE,
+  ShardProcessor,
+  type ExecutorLogEntry,
+  type ShardReturn,
+  type TransportConfig,
+} from '../src/index.ts';
+import { deletePrefix, testConfig } from './helpers.ts';
+
+/** A small CNN: the protocol is what is under test, not the model; it keeps each run to seconds. */
+export const SMALL_SPEC: JobSpecInput = {
+  model: {
+    name: 'small-cnn',
+    input: [1, 28, 28],
+    layers: [
+      { type: 'conv2d', outChannels: 4, kernelSize: 5, stride: 2 },
+      { type: 'relu' },
+      { type: 'maxPool2d', kernelSize: 2 },
+      { type: 'flatten' },
+      { type: 'linear', outFeatures: 10 },
+    ],
+  },
+  dataset: 'mnist',
+  steps: 12,
+  batchSize: 64,
+  shards: 4,
+  seed: 5,
+  evalEvery: 6,
+  evalShards: 4,
+};
+
+/** What an injected fault does to one shard job, on its first delivery only. */
+type Fault = 'nan' | 'wrong-length' | 'stale-return' | 'stale-blob' | 'stale-token' | 'duplicate';
+
+interface Harness {
+  config: TransportConfig;
+  redis: Redis;
+  keys: Keys;
+  workers: Worker[];
+  processors: ShardProcessor[];
+  executor: BullmqExecutor;
+  logs: ExecutorLogEntry[];
+}
+
+/** Shard workers in this process (BullMQ Worker + ShardProcessor, as apps/worker wires them), with optional faults. */
+function startWorker(h: Harness, threads: number, faults = new Map<string, Fault>()): void {
+  const store = new BlobStore(h.redis, h.keys);
+  const processor = new ShardProcessor({ store, workerId: `test-${h.workers.length}`, threads });
+  const process = async (job: Job): Promise<ShardReturn> => {
+    const fault = faults.get(job.id!);
+    faults.delete(job.id!);
+    const ret = await processor.process(job);
+    if (!fault) return ret;
+    // The same version number from another publication of it (a run before a coordinator restart).
+    if (fault === 'stale-token') return { ...ret, paramsToken: 'deadbeef0000' };
+    // The honest gradient the processor wrote, to tamper with.
+    const raw = await h.redis.getBuffer(h.keys.grad(ret.jobId, ret.step, ret.shard));
+    const msg = decodeMessage(raw!, 'Gradient', 1 << 30) as { gradient: Float32Array; paramsVersion: number; paramsToken: string };
+    const rewrite = (m: Partial<{ gradient: Float32Array; paramsVersion: number }>): Promise<number> =>
+      store.putGradient({ jobId: ret.jobId, step: ret.step, shard: ret.shard, count: ret.count, paramsVersion: msg.paramsVersion, paramsToken: msg.paramsToken, gradient: msg.gradient, ...m });
+    switch (fault) {
+      case 'nan': {
+        const g = msg.gradient.slice();
+        g[17] = NaN;
+        await rewrite({ gradient: g });
+        return ret;
+      }
+      case 'wrong-length':
+        await rewrite({ gradient: msg.gradient.slice(0, msg.gradient.length - 1) });
+        return ret;
+      case 'stale-return':
+        return { ...ret, paramsVersion: ret.paramsVersion + 1 };
+      case 'stale-blob':
+        await rewrite({ paramsVersion: ret.paramsVersion + 1 });
+        return ret;
+      case 'duplicate': {
+        // The same completion delivered again on the events stream, after the executor took the first.
+        const eventsKey = `${h.config.prefix}:${SHARDS_QUEUE}:events`;
+        setTimeout(() => void h.redis.xadd(eventsKey, '*', 'event', 'completed', 'jobId', job.id!, 'returnvalue', JSON.stringify(ret), 'prev', 'active'), 150);
+        return ret;
+      }
+    }
+  };
+  const worker = new Worker(SHARDS_QUEUE, process, { connection: bullConnection(h.config), prefix: h.config.prefix, concurrency: threads });
+  h.workers.push(worker);
+  h.processors.push(processor);
+}
+
+async function runDistributed(h: Harness, dataDir: string, jobId: string) {
+  return train(SMALL_SPEC, { executor: h.executor, dataDir, jobId, resume: false });
+}
+
+describe('BullmqExecutor', () => {
+  let dataDir: string;
+  let reference: string;
+  let h: Harness;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'stride-queue-'));
+    const local = new LocalExecutor({ threads: 2 });
+    try {
+      reference = (await train(SMALL_SPEC, { executor: local, dataDir, jobId: 'reference', resume: false })).paramsSha256;
+    } finally {
+      await local.close();
+    }
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  function harness(): Harness {
+    const config = testConfig('exec');
+    const logs: ExecutorLogEntry[] = [];
+    h = {
+      config,
+      redis: createRedis(config, 'test'),
+      keys: new Keys(config.prefix),
+      workers: [],
+      processors: [],
+      executor: new BullmqExecutor({ config, pollIntervalMs: 200, onLog: (e) => logs.push(e) }),
+      logs,
+    };
+    return h;
+  }
+
+  afterEach(async () => {
+    await Promise.all(h.workers.map((w) => w.close()));
+    await Promise.all(h.processors.map((p) => p.close()));
+    await h.executor.close();
+    await h.executor.close(); // idempotent
+    await deletePrefix(h.config);
+    await h.redis.quit();
+  });
+
+  it('one worker of 1 thread, then two workers of 2 + 1 threads: the bytes of local training', async () => {
+    harness();
+    startWorker(h, 1);
+    const one = await runDistributed(h, dataDir, 'one-worker');
+    expect(one.paramsSha256).toBe(reference);
+    startWorker(h, 2);
+    const two = await runDistributed(h, dataDir, 'two-workers');
+    expect(two.paramsSha256).toBe(reference);
+    // 12 steps × 4 shards + 2 evaluations × 4 shards, each accepted exactly once per run.
+    expect(h.executor.stats.accepted).toBe(2 * (12 * 4 + 2 * 4));
+    expect(h.executor.stats.rejected).toEqual({ mismatch: 0, 'stale-version': 0, 'wrong-length': 0, 'non-finite': 0, malformed: 0, 'missing-gradient': 0, 'job-failed': 0, 'job-missing': 0 });
+    // Everything the steps wrote is cleaned up: no shard jobs, inputs or gradients left behind.
+    const left = await h.redis.keys(`${h.config.prefix}:job:*`);
+    expect(left.filter((k) => /:(input|grad):/.test(k))).toEqual([]);
+  });
+
+  it('rejects a duplicate, a stale version (return value, blob, publication), a wrong length and NaN; recomputes; same bytes', async () => {
+    harness();
+    const jobId = 'faulty';
+    const faults = new Map<string, Fault>([
+      [`${jobId}-s1-2`, 'nan'],
+      [`${jobId}-s3-0`, 'wrong-length'],
+      [`${jobId}-s4-3`, 'stale-return'],
+      [`${jobId}-s5-1`, 'stale-blob'],
+      [`${jobId}-s2-1`, 'duplicate'],
+      [`${jobId}-e6-1`, 'stale-token'],
+    ]);
+    startWorker(h, 2, faults);
+    // Parameter version 7 expires before any worker reads it.
+    const publish = h.executor.publishParams.bind(h.executor);
+    h.executor.publishParams = async (job, version, state) => {
+      await publish(job, version, state);
+      if (version === 7) await h.redis.del(h.keys.params(job.jobId, version));
+    };
+    const result = await runDistributed(h, dataDir, jobId);
+    expect(result.paramsSha256).toBe(reference);
+    expect(faults.size).toBe(0);
+    const { stats, logs } = { stats: h.executor.stats, logs: h.logs };
+    expect(stats.rejected['non-finite']).toBe(1);
+    expect(stats.rejected['wrong-length']).toBe(1);
+    expect(stats.rejected['stale-version']).toBe(3);
+    expect(stats.rejected['job-failed']).toBeGreaterThanOrEqual(1);
+    expect(stats.duplicates).toBeGreaterThanOrEqual(1);
+    // Each shard counted once, whatever was delivered.
+    expect(stats.accepted).toBe(12 * 4 + 2 * 4);
+    expect(stats.recomputes).toBe(5 + stats.rejected['job-failed']);
+    const rejected = (shardJob: string): ExecutorLogEntry | undefined => logs.find((l) => l.event === 'rejected' && l.message.includes(`shard job ${shardJob} `));
+    expect(rejected(`${jobId}-s1-2`)?.message).toMatch(/non-finite\): gradient\[17\] is NaN/);
+    expect(rejected(`${jobId}-s3-0`)?.message).toMatch(/wrong-length\): Gradient.gradient: expected \d+ values, got \d+/);
+    expect(rejected(`${jobId}-s4-3`)?.message).toMatch(/stale-version\): computed with parameter version 5, the task needs 4/);
+    expect(rejected(`${jobId}-s5-1`)?.message).toMatch(/stale-version\): gradient computed with parameter version 6 \(publication [0-9a-f]+\), the task needs 5/);
+    expect(logs.find((l) => l.event === 'rejected' && l.reason === 'job-failed')?.message).toMatch(/shard job faulty-s7-\d rejected \(job-failed\): MissingBlobError: parameter version 7 of job faulty is not in Redis/);
+    expect(rejected(`${jobId}-e6-1`)?.message).toMatch(/stale-version\): computed with publication deadbeef0000 of version 6, the current one is [0-9a-f]+/);
+    expect(logs.some((l) => l.event === 'republish' && l.step === 7)).toBe(true);
+    expect(logs.some((l) => l.event === 'duplicate' && l.message.includes(`${jobId}-s2-1`))).toBe(true);
+  });
+
+  it('survives Redis dropping every connection, three times mid-run: same bytes', async () => {
+    harness();
+    startWorker(h, 2);
+    const myId = await h.redis.client('ID');
+    const dropped: number[] = [];
+    const drop = async (): Promise<void> => {
+      const list = (await h.redis.client('LIST')) as string;
+      const ids = list
+        .split('\n')
+        .map((line) => ({ id: /\bid=(\d+)/.exec(line)?.[1], name: /\bname=(\S*)/.exec(line)?.[1] ?? '' }))
+        // Ours are named `role@prefix`; BullMQ names its blocking connections `prefix:queue...`.
+        .filter((c) => c.id && Number(c.id) !== myId && (c.name.endsWith(`@${h.config.prefix}`) || c.name.startsWith(`${h.config.prefix}:`)));
+      for (const c of ids) await h.redis.client('KILL', 'ID', c.id!).catch(() => 0);
+      dropped.push(ids.length);
+    };
+    const result = await train(SMALL_SPEC, {
+      executor: h.executor,
+      dataDir,
+      jobId: 'reconnect',
+      resume: false,
+      on: { step: (e) => void ([2, 5, 9].includes(e.step) && drop()) },
+    });
+    expect(result.paramsSha256).toBe(reference);
+    expect(dropped.length).toBe(3);
+    // Executor (queue, events, blobs) and worker (blocking, commands, blobs) connections were cut each time.
+    for (const n of dropped) expect(n).toBeGreaterThanOrEqual(5);
+    console.log(`reconnects: dropped ${dropped.join(', ')} connections; executor retried through them`);
+  });
+
+  it('gives up on a shard that keeps failing, naming it, and aborts promptly', async () => {
+    harness();
+    // No worker at all: an abort must not wait for anything.
+    const ac = new AbortController();
+    const job = {
+      jobId: 'abort',
+      modelSpec: SMALL_SPEC.model as never,
+      task: 'classification' as const,
+      normalization: { mean: [0.1307], std: [0.3081] },
+      seed: 1,
+      stateLength: 4,
+      gradientLength: 4,
+      bufferLength: 0,
+    };
+    await h.executor.publishParams(job, 0, new Uint8Array(16));
+    const task = { kind: 'train' as const, jobId: 'abort', step: 0, shard: 0, paramsVersion: 0, count: 1, images: new Uint8Array(784), labels: new Uint8Array(1) };
+    const run = h.executor.runShards(job, [task], ac.signal);
+    setTimeout(() => ac.abort(new Error('stop now')), 100);
+    const t0 = Date.now();
+    await expect(run).rejects.toThrow('stop now');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // A task for another version than the one published is refused outright.
+    await expect(h.executor.runShards(job, [{ ...task, paramsVersion: 1 }])).rejects.toThrow(/needs version 1, published is 0/);
+
+    // A worker whose model cannot be built from the context fails the shard for good: the step fails with the reason.
+    startWorker(h, 1);
+    const err = await h.executor.runShards(job, [task]).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe('ShardResultError');
+    expect((err as Error).message).toMatch(/job abort train step 0 shard 0: shard job failed for good: .*in thread/);
+  });
+});

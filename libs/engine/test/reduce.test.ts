@@ -30,6 +30,22 @@ describe('reduceShards', () => {
     [-1e8, -3, 0.4, 2],
   ];
 
+  for (const shards of [1, 2, 3, 4]) {
+    it(`${shards} shard(s): the same bytes as adding into a zeroed float32 array, then dividing (−0, tiny and huge values)`, () => {
+      const values = [1e8, -0, 3e-39, -1e-7, 0.1, 16777217, -3.5, 1e30];
+      const gs = tasks.slice(0, shards).map((_, s) => values.map((v, i) => (s % 2 === 0 ? v : values[(i + s) % values.length] * -0.7)));
+      const r = reduceShards(job, tasks.slice(0, shards), tasks.slice(0, shards).map((t, s) => result(t, gs[s].slice(0, 4))));
+      const expected = new Float32Array(4);
+      for (const g of gs) {
+        const f = Float32Array.from(g.slice(0, 4));
+        for (let i = 0; i < 4; i++) expected[i] += f[i];
+      }
+      const count = tasks.slice(0, shards).reduce((n, t) => n + t.count, 0);
+      for (let i = 0; i < 4; i++) expected[i] /= count;
+      expect(new Uint32Array(r.gradient!.buffer)).toEqual(new Uint32Array(expected.buffer));
+    });
+  }
+
   it('sums in shard order, rounding each addition to float32, then divides by the batch count', () => {
     const r = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])));
     const expected = new Float32Array(4);

@@ -74,6 +74,13 @@ class GraphModel implements Model {
   private readonly plan: ModelPlan;
   private readonly byName = new Map<string, Param>();
   private readonly label: string;
+  /**
+   * conv2d nodes computed together with the ReLU that alone reads them (and the 2×2 max pooling
+   * that alone reads that) by `F.conv2dRelu`: the last node of the chain, whose output it is.
+   */
+  private readonly fused = new Map<string, { last: string; pool: boolean }>();
+  /** The ReLU and pooling nodes of those chains. */
+  private readonly fusedAway = new Set<string>();
 
   constructor(plan: ModelPlan, seed: number) {
     this.plan = plan;
@@ -82,6 +89,7 @@ class GraphModel implements Model {
     this.outputShape = plan.outputShape;
     this.label = plan.spec.name ?? 'model';
     this.nodes = plan.nodes.map((n) => ({ name: n.name, type: n.layer.type, inputs: [...n.inputs], outputShape: [...n.outputShape], params: n.params.map((p) => p.name) }));
+    this.planFusions(plan);
     const rules = initRules(plan, plan.spec.init);
     for (const node of plan.nodes) {
       for (const p of node.params) {
@@ -96,6 +104,28 @@ class GraphModel implements Model {
         this.buffers.push(buffer);
         this.byName.set(b.name, buffer);
       }
+    }
+  }
+
+  private planFusions(plan: ModelPlan): void {
+    const readers = new Map<string, NodePlan[]>();
+    for (const node of plan.nodes) for (const inp of node.inputs) readers.set(inp, [...(readers.get(inp) ?? []), node]);
+    // The only reader of `name`, unless `name` is also the model's output.
+    const soleReader = (name: string): NodePlan | undefined => {
+      const r = readers.get(name);
+      return r?.length === 1 && name !== plan.output ? r[0] : undefined;
+    };
+    for (const node of plan.nodes) {
+      if (node.layer.type !== 'conv2d') continue;
+      const act = soleReader(node.name);
+      if (act?.layer.type !== 'relu') continue;
+      const pool = soleReader(act.name);
+      const pl = pool?.layer;
+      const pool2x2 = pl?.type === 'maxPool2d' && [...pl.kernelSize, ...pl.stride].every((v) => v === 2) && pl.padding[0] === 0 && pl.padding[1] === 0;
+      const last = pool2x2 ? pool! : act;
+      this.fused.set(node.name, { last: last.name, pool: pool2x2 });
+      this.fusedAway.add(act.name);
+      if (pool2x2) this.fusedAway.add(last.name);
     }
   }
 
@@ -153,8 +183,12 @@ class GraphModel implements Model {
     const activations = new Map<string, Tensor>();
     this.plan.nodes.forEach((node, i) => {
       if (!keepAll && !this.plan.needed.has(node.name)) return;
-      const out = this.evalNode(node, node.inputs.map((n) => values.get(n)!), training, opts.rng);
-      values.set(node.name, out);
+      // Every activation wanted: no fused chains, so each node's own output exists.
+      if (!keepAll && this.fusedAway.has(node.name)) return;
+      const chain = keepAll ? undefined : this.fused.get(node.name);
+      const xs = node.inputs.map((n) => values.get(n)!);
+      const out = chain === undefined ? this.evalNode(node, xs, training, opts.rng) : this.evalFused(node, xs[0], chain.pool);
+      values.set(chain?.last ?? node.name, out);
       if (keepAll) activations.set(node.name, out);
       if (!keepAll) for (const inp of node.inputs) if (lastUse.get(inp) === i && inp !== this.plan.output) values.delete(inp);
     });
@@ -167,6 +201,15 @@ class GraphModel implements Model {
 
   private optionalLeaf(name: string, present: boolean): Tensor | null {
     return present ? this.leaf(name) : null;
+  }
+
+  /** conv2d node → ReLU (→ 2×2 max pooling) in one op. */
+  private evalFused(node: NodePlan, x: Tensor, pool: boolean): Tensor {
+    const layer = node.layer;
+    assert(layer.type === 'conv2d', () => `${this.label}: fused chain starts at ${node.name} (${layer.type}), not a conv2d`);
+    const p = (suffix: string): string => `${node.name}.${suffix}`;
+    const opts = { stride: layer.stride, padding: layer.padding, dilation: layer.dilation, groups: layer.groups };
+    return F.conv2dRelu(x, this.leaf(p('weight')), this.optionalLeaf(p('bias'), layer.bias), opts, pool);
   }
 
   private evalNode(node: NodePlan, xs: Tensor[], training: boolean, rng: Rng | undefined): Tensor {

@@ -4,8 +4,11 @@
 
 import { assert, fmt, pair } from '../assert.ts';
 import { type Conv2dDims, addBias, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../kernels/conv.ts';
+import { conv2dReluBackwardWasm, conv2dReluForwardWasm } from '../kernels/wasm/conv.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
 import type { Pair } from '../types.ts';
+import { relu } from './elementwise.ts';
+import { maxPool2d } from './pool.ts';
 
 export interface Conv2dOptions {
   /** Default 1. */
@@ -48,7 +51,22 @@ function checkBias(op: string, bias: Tensor | null, outCh: number): void {
  * H_out = ⌊(H + 2·padding − dilation·(kH − 1) − 1) / stride⌋ + 1.
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
-  const op = 'conv2d';
+  const d = conv2dDims('conv2d', x, weight, bias, opts);
+  const { n, cOut, outH, outW } = d;
+  const out = result(new Float32Array(n * cOut * outH * outW), [n, cOut, outH, outW]);
+  conv2dForward(x.data, weight.data, bias === null ? null : bias.data, out.data, d);
+  if (tracking(x, weight, bias)) {
+    record(out, [x, weight, bias], (g) => {
+      if (x.requiresGrad) conv2dBackwardInput(g, weight.data, x.gradSink(), d);
+      if (weight.requiresGrad) conv2dBackwardWeight(x.data, g, weight.gradSink(), d);
+      if (bias !== null && bias.requiresGrad) conv2dBackwardBias(g, bias.gradSink(), n, cOut, outH * outW);
+    });
+  }
+  return out;
+}
+
+/** Checks conv2d's arguments and returns its geometry; errors name `op`. */
+function conv2dDims(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, opts: Conv2dOptions): Conv2dDims {
   const [strideH, strideW] = pair(opts.stride ?? 1, op, 'stride', 1);
   const [padH, padW] = pair(opts.padding ?? 0, op, 'padding', 0);
   const [dilH, dilW] = pair(opts.dilation ?? 1, op, 'dilation', 1);
@@ -68,14 +86,34 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
       `${op}: kernel ${kh}x${kw} (dilation ${dilH}x${dilW}) is larger than the padded input ${h + 2 * padH}x${w + 2 * padW} ` +
       `(input ${fmt(x.shape)}, weight ${fmt(weight.shape)}, padding ${padH}x${padW})`,
   );
-  const d: Conv2dDims = { n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups, outH, outW };
-  const out = result(new Float32Array(n * cOut * outH * outW), [n, cOut, outH, outW]);
-  conv2dForward(x.data, weight.data, bias === null ? null : bias.data, out.data, d);
-  if (tracking(x, weight, bias)) {
+  return { n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups, outH, outW };
+}
+
+/**
+ * relu(conv2d(x, weight, bias, opts)), then, when `pool2x2`, max pooling with 2×2 windows and
+ * stride 2: the same values and gradients, bit for bit, as `maxPool2d(relu(conv2d(...)),
+ * { kernelSize: 2 })`. Where the WebAssembly kernels handle the geometry, the whole layer runs in
+ * their memory and the convolution's full-size output and gradient never cross into JS (the model
+ * builder uses this for conv → ReLU → pool chains); elsewhere it runs the separate ops.
+ */
+export function conv2dRelu(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}, pool2x2 = false): Tensor {
+  const d = conv2dDims('conv2dRelu', x, weight, bias, opts);
+  const { n, cOut, outH, outW } = d;
+  const shape = pool2x2 ? [n, cOut, outH >> 1, outW >> 1] : [n, cOut, outH, outW];
+  const out = result(new Float32Array(n * cOut * shape[2] * shape[3]), shape);
+  const track = tracking(x, weight, bias);
+  const argmax = pool2x2 && track ? new Int32Array(out.numel) : null;
+  if (out.numel === 0 || !conv2dReluForwardWasm(x.data, weight.data, bias === null ? null : bias.data, d, pool2x2, out.data, argmax)) {
+    const y = relu(conv2d(x, weight, bias, opts));
+    return pool2x2 ? maxPool2d(y, { kernelSize: 2 }) : y;
+  }
+  if (track) {
     record(out, [x, weight, bias], (g) => {
-      if (x.requiresGrad) conv2dBackwardInput(g, weight.data, x.gradSink(), d);
-      if (weight.requiresGrad) conv2dBackwardWeight(x.data, g, weight.gradSink(), d);
-      if (bias !== null && bias.requiresGrad) conv2dBackwardBias(g, bias.gradSink(), n, cOut, outH * outW);
+      const gx = x.requiresGrad ? x.gradSink() : null;
+      const gw = weight.requiresGrad ? weight.gradSink() : null;
+      const gb = bias !== null && bias.requiresGrad ? bias.gradSink() : null;
+      // The forward ran on the WebAssembly kernels, so they are loaded: false only if disabled since.
+      assert(conv2dReluBackwardWasm(g, out.data, argmax, x.data, weight.data, gx, gw, gb, d), () => 'conv2dRelu: the WebAssembly kernels were disabled between forward and backward');
     });
   }
   return out;

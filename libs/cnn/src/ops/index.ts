@@ -1,7 +1,7 @@
 // Every differentiable op of @stride/cnn. Names, argument order and defaults follow PyTorch's
 // torch.nn.functional so results compare one to one.
 
-export { conv2d, convTranspose2d } from './conv.ts';
+export { conv2d, conv2dRelu, convTranspose2d } from './conv.ts';
 export type { Conv2dOptions, ConvTranspose2dOptions } from './conv.ts';
 export { maxPool2d, minPool2d, avgPool2d, globalAvgPool2d, upsampleNearest2d } from './pool.ts';
 export type { Pool2dOptions } from './pool.ts';

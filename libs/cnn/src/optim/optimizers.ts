@@ -113,6 +113,19 @@ function checkParams(params: readonly Param[]): void {
   }
 }
 
+/**
+ * The common SGD case (momentum, no dampening, weight decay or Nesterov) after the first step:
+ * buf = momentum·buf + g; p -= lr·buf, with the same float64 expressions and float32 roundings as
+ * the general loop in `createSgd` ((1 − 0)·g is g exactly), in a loop V8 keeps tight.
+ */
+function heavyBallStep(p: Float32Array, grad: Float32Array, buf: Float32Array, lr: number, momentum: number): void {
+  for (let i = 0; i < p.length; i++) {
+    const b = Math.fround(momentum * buf[i] + grad[i]);
+    buf[i] = b;
+    p[i] -= lr * b;
+  }
+}
+
 /** torch.optim.SGD: g += wd*p; buf = g (first step) or momentum*buf + (1-dampening)*g; g = nesterov ? g + momentum*buf : buf; p -= lr*g. */
 function createSgd(spec: Extract<Required<OptimizerSpec>, { type: 'sgd' }>, params: readonly Param[]): Optimizer {
   const { momentum, dampening, nesterov, weightDecay } = spec;
@@ -130,6 +143,10 @@ function createSgd(spec: Extract<Required<OptimizerSpec>, { type: 'sgd' }>, para
         const p = params[k].data;
         const grad = params[k].grad;
         const buf = momentum !== 0 ? buffers[k].data : undefined;
+        if (buf !== undefined && !first && weightDecay === 0 && dampening === 0 && !nesterov) {
+          heavyBallStep(p, grad, buf, lr, momentum);
+          continue;
+        }
         for (let i = 0; i < p.length; i++) {
           let g = grad[i];
           if (weightDecay !== 0) g += weightDecay * p[i];

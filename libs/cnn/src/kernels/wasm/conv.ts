@@ -17,7 +17,7 @@
 
 import type { Conv2dDims } from '../conv.ts';
 import type { Blocking } from './module.ts';
-import { type WasmKernels, beginLayout, region, reserve, wasmKernels } from './runtime.ts';
+import { type WasmKernels, beginLayout, layoutTop, region, reserve, wasmKernels } from './runtime.ts';
 
 /** Bytes of expanded input a block of filter taps may span (most of a 32 KB L1 data cache). */
 const L1_BYTES = 24 * 1024;
@@ -102,7 +102,7 @@ interface ForwardPlan {
  * (rows pPad apart). Each sample is expanded into a buffer that stays in cache, then convolved
  * with its taps taken in blocks whose expanded rows fit in L1.
  */
-function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array, accumulate: boolean): void {
+function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array | null, accumulate: boolean): number {
   const { fn } = kern;
   const { n, cIn, cOut, groups, h, w, kh, kw, padH, padW, outW, p } = c;
   const cInG = cIn / groups;
@@ -119,18 +119,29 @@ function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'],
   }
   const size = n * cOut * p;
   if (!accumulate && pPad === p) {
-    out.set(kern.f32.subarray(gridAt >> 2, (gridAt >> 2) + size));
-    return;
+    out?.set(kern.f32.subarray(gridAt >> 2, (gridAt >> 2) + size));
+    return gridAt;
   }
-  if (accumulate) kern.f32.set(head(out, size), denseAt >> 2);
+  if (accumulate) kern.f32.set(head(out!, size), denseAt >> 2);
   fn.copy2d(gridAt, 4 * pPad, 0, denseAt, 4 * p, 0, n * cOut, 1, p, accumulate ? 1 : 0);
-  out.set(kern.f32.subarray(denseAt >> 2, (denseAt >> 2) + size));
+  out?.set(kern.f32.subarray(denseAt >> 2, (denseAt >> 2) + size));
+  return denseAt;
 }
 
 /** out = conv2d(x, w) + b (or out += … when `accumulate`). false: geometry or size not handled. */
 export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, d: Conv2dDims, accumulate: boolean): boolean {
   const kern = wasmKernels();
   if (kern === null || !supported(d)) return false;
+  beginLayout();
+  return forwardCore(kern, x, w, b, d, out, accumulate, 0) !== -1;
+}
+
+/**
+ * The forward convolution laid out from the current layout top; `out` (may be null: the result
+ * stays in memory) receives it. Returns the byte address of the dense n × cOut × outH·outW result
+ * (followed by `denseSlack` readable floats), or −1 when the memory limit is reached.
+ */
+function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Float32Array | null, d: Conv2dDims, out: Float32Array | null, accumulate: boolean, denseSlack: number): number {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
   const cOutG = cOut / groups;
   const { b: blocking, fwd } = blockingFor(kern, cOutG);
@@ -139,15 +150,14 @@ export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Ar
   const p = outH * outW;
   const pPad = roundUp(p, NR);
   const slack = pPad - p + NR;
-  beginLayout();
   const xAt = region(n * cIn * h * width);
   const xeAt = region(cIn * expandedPlane(kw, h + 2 * padH, outW), slack);
   const tabAt = region(taps);
   const wAt = region(groups * roundUp(cOutG, blocking.mr) * taps);
   const bAt = region(cOut);
-  const gridAt = region(n * cOut * pPad);
-  const denseAt = accumulate || pPad !== p ? region(n * cOut * p) : gridAt;
-  if (!reserve(kern)) return false;
+  const gridAt = region(n * cOut * pPad, denseSlack);
+  const denseAt = accumulate || pPad !== p ? region(n * cOut * p, denseSlack) : gridAt;
+  if (!reserve(kern)) return -1;
   const { fn } = kern;
   kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
   writeTaps(kern, tabAt, cIn / groups, kh, kw, h + 2 * padH, outW);
@@ -159,8 +169,7 @@ export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Ar
     fn.fill_bias(gridAt, n, cOut, pPad * 4, bAt);
   }
   const plan = { n, cIn, cOut, groups, h, w: width, kh, kw, padH, padW, outW, p };
-  forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, out, accumulate);
-  return true;
+  return forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, out, accumulate);
 }
 
 /**
@@ -172,6 +181,21 @@ export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Ar
 export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const kern = wasmKernels();
   if (kern === null || !supported(d)) return false;
+  beginLayout();
+  // The GEMM reads B rows NR-wide, up to pPad − p floats past the last one.
+  const gAt = region(d.n * d.cOut * d.outH * d.outW, gradOutSlack(kern, d));
+  if (!reserve(kern)) return false;
+  kern.f32.set(head(gradOut, d.n * d.cOut * d.outH * d.outW), gAt >> 2);
+  return backwardInputCore(kern, gAt, w, gradX, d);
+}
+
+/** Floats a gradient staged for `backwardInputCore` must have readable past its end. */
+function gradOutSlack(kern: WasmKernels, d: Conv2dDims): number {
+  return roundUp(d.outH * d.outW, 4 * kern.shape.main.nv);
+}
+
+/** conv2dBackwardInputWasm on a gradient already in memory at `gAt`; lays out from the current top. */
+function backwardInputCore(kern: WasmKernels, gAt: number, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
   const { mr: MR, nv } = kern.shape.main;
   const NR = 4 * nv;
@@ -181,16 +205,12 @@ export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, 
   const p = outH * outW;
   const pPad = roundUp(p, NR);
   const xSize = n * cIn * h * width;
-  beginLayout();
   const wAt = region(cOut * taps);
-  // The GEMM reads B rows NR-wide, up to pPad − p floats past the last one.
-  const gAt = region(n * cOut * p, pPad);
   const colAt = region(taps * pPad);
   const gxAt = region(xSize);
   if (!reserve(kern)) return false;
   const { fn } = kern;
   kern.f32.set(head(w, cOut * taps), wAt >> 2);
-  kern.f32.set(head(gradOut, n * cOut * p), gAt >> 2);
   kern.f32.set(head(gradX, xSize), gxAt >> 2);
   for (let s = 0; s < n; s++) {
     for (let g = 0; g < groups; g++) {
@@ -208,6 +228,16 @@ export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, 
 export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array, gradW: Float32Array, d: Conv2dDims): boolean {
   const kern = wasmKernels();
   if (kern === null || !supported(d)) return false;
+  const size = d.n * d.cOut * d.outH * d.outW;
+  beginLayout();
+  const gAt = region(size);
+  if (!reserve(kern)) return false;
+  kern.f32.set(head(gradOut, size), gAt >> 2);
+  return backwardWeightCore(kern, x, gAt, gradW, d);
+}
+
+/** conv2dBackwardWeightWasm on a gradient already in memory at `gAt`; lays out from the current top. */
+function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gradW: Float32Array, d: Conv2dDims): boolean {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
   const cInG = cIn / groups;
   const cOutG = cOut / groups;
@@ -218,11 +248,9 @@ export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array,
   const len = roundUp(p, 4);
   const slack = len - p + 4;
   const wSize = cOut * taps;
-  beginLayout();
   const xAt = region(n * cIn * h * width);
   const xeAt = region(cIn * plane, slack);
   const tabAt = region(taps);
-  const gAt = region(n * cOut * p);
   const gpAt = len === p ? gAt : region(n * cOut * len);
   const accAt = region(4 * wSize);
   const gwAt = region(wSize);
@@ -230,7 +258,6 @@ export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array,
   const { fn } = kern;
   kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
   writeTaps(kern, tabAt, cInG, kh, kw, h + 2 * padH, outW);
-  kern.f32.set(head(gradOut, n * cOut * p), gAt >> 2);
   if (gpAt !== gAt) {
     fn.zero(gpAt, n * cOut * len * 4);
     fn.copy2d(gAt, 4 * p, 0, gpAt, 4 * len, 0, n * cOut, 1, p, 0);
@@ -246,5 +273,95 @@ export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array,
   kern.f32.set(head(gradW, wSize), gwAt >> 2);
   fn.wgrad_finish(accAt, wSize, gwAt);
   gradW.set(kern.f32.subarray(gwAt >> 2, (gwAt >> 2) + wSize));
+  return true;
+}
+
+// Convolution + bias + ReLU (+ 2×2 max pooling) in one pass: the fast path of ops/conv.ts
+// `conv2dRelu`. The convolution's full-size output and its gradient stay in the kernels' memory;
+// only the layer's result (and the pooling's argmax) cross into JS. Every step is the kernel the
+// separate ops run (conv_fwd, relu_fwd, maxpool2x2; relu_bwd, scatter_add, bias_grad and the two
+// backward convolutions above) on the same values in the same order, so the bytes are those of
+// maxPool2d(relu(conv2d(...))) on the WebAssembly kernels.
+
+/** Pooling fits the 2×2 kernel when the pooled rows hold at least 4 outputs. */
+function poolable(d: Conv2dDims): boolean {
+  return d.outW >> 1 >= 4 && d.outH >> 1 >= 1;
+}
+
+/**
+ * out = relu(conv2d(x, w) + b), or its 2×2 stride-2 max pooling when `pool` (argmax, if not null,
+ * receives the flat index into the n × cOut × outH × outW activation of each pooled value).
+ * false: geometry or size not handled (nothing written).
+ */
+export function conv2dReluForwardWasm(x: Float32Array, w: Float32Array, b: Float32Array | null, d: Conv2dDims, pool: boolean, out: Float32Array, argmax: Int32Array | null): boolean {
+  const kern = wasmKernels();
+  if (kern === null || !supported(d) || (pool && !poolable(d))) return false;
+  const planes = d.n * d.cOut;
+  const size = planes * d.outH * d.outW;
+  beginLayout();
+  const yAt = forwardCore(kern, x, w, b, d, null, false, 4);
+  if (yAt === -1) return false;
+  kern.fn.relu_fwd(yAt, yAt, size);
+  if (!pool) {
+    out.set(kern.f32.subarray(yAt >> 2, (yAt >> 2) + size));
+    return true;
+  }
+  const ph = d.outH >> 1;
+  const pw = d.outW >> 1;
+  const pooled = planes * ph * pw;
+  const poolAt = region(pooled);
+  const argAt = argmax === null ? 0 : region(pooled);
+  if (!reserve(kern)) return false;
+  kern.fn.maxpool2x2(yAt, poolAt, argAt, planes, d.outH, d.outW, ph, pw, 1, argmax === null ? 0 : 1);
+  out.set(kern.f32.subarray(poolAt >> 2, (poolAt >> 2) + pooled));
+  if (argmax !== null) argmax.set(kern.i32.subarray(argAt >> 2, (argAt >> 2) + pooled));
+  return true;
+}
+
+/**
+ * Backward of `conv2dReluForwardWasm`: g is the gradient of its output `y` (pooled when `argmax` is
+ * not null). Adds the input, weight and bias gradients into those given (null: not wanted).
+ * false: the kernels are unavailable (nothing written).
+ */
+export function conv2dReluBackwardWasm(g: Float32Array, y: Float32Array, argmax: Int32Array | null, x: Float32Array, w: Float32Array, gradX: Float32Array | null, gradW: Float32Array | null, gradB: Float32Array | null, d: Conv2dDims): boolean {
+  const kern = wasmKernels();
+  if (kern === null || !supported(d)) return false;
+  const p = d.outH * d.outW;
+  const size = d.n * d.cOut * p;
+  const m = g.length;
+  beginLayout();
+  const gyAt = region(size, Math.max(4, gradOutSlack(kern, d)));
+  const gAt = region(m, 4);
+  const yAt = region(m, 4);
+  const gmAt = argmax === null ? gyAt : region(m, 4);
+  const argAt = argmax === null ? 0 : region(m);
+  if (!reserve(kern)) return false;
+  const { fn } = kern;
+  kern.f32.set(g, gAt >> 2);
+  kern.f32.set(head(y, m), yAt >> 2);
+  // The gradient of the convolution's output: ReLU's backward (into zeros, as into a fresh
+  // gradient) of the pooled gradient, scattered back through argmax into zeros.
+  fn.zero(gmAt, 4 * roundUp(m, 4));
+  fn.relu_bwd(yAt, gAt, gmAt, m);
+  if (argmax !== null) {
+    kern.i32.set(argmax.length === m ? argmax : argmax.subarray(0, m), argAt >> 2);
+    fn.zero(gyAt, 4 * size);
+    fn.scatter_add(gmAt, argAt, gyAt, m);
+  }
+  const mark = layoutTop();
+  const fail = (what: string): never => {
+    throw new RangeError(`conv2dRelu backward: the ${what} gradient of a convolution of [${d.n}, ${d.cIn}, ${d.h}, ${d.w}] exceeds the WebAssembly kernels' memory`);
+  };
+  if (gradX !== null && !backwardInputCore(kern, gyAt, w, gradX, d)) fail('input');
+  beginLayout(mark);
+  if (gradW !== null && !backwardWeightCore(kern, x, gyAt, gradW, d)) fail('weight');
+  beginLayout(mark);
+  if (gradB !== null) {
+    const bAt = region(d.cOut);
+    if (!reserve(kern)) fail('bias');
+    kern.f32.set(head(gradB, d.cOut), bAt >> 2);
+    fn.bias_grad(gyAt, bAt, d.n, d.cOut, p);
+    gradB.set(kern.f32.subarray(bAt >> 2, (bAt >> 2) + d.cOut));
+  }
   return true;
 }

@@ -101,9 +101,14 @@ export function kernelBackend(): 'wasm-simd' | 'js' {
   return wasmKernels() === null ? 'js' : 'wasm-simd';
 }
 
-/** Starts a kernel call's buffer layout. */
-export function beginLayout(): void {
-  top = BASE;
+/** Starts a kernel call's buffer layout, at the first usable byte or at `at` (a `layoutTop()`). */
+export function beginLayout(at = BASE): void {
+  top = at;
+}
+
+/** Where the next region of the current layout starts: regions before it are kept by `beginLayout(layoutTop())`. */
+export function layoutTop(): number {
+  return top;
 }
 
 /** Reserves `floats` float32s (plus `slackFloats` readable beyond them); returns the byte address. */

@@ -48,4 +48,4 @@ USER node
 VOLUME ["/data"]
 EXPOSE 4000 5173
 # The coordinator with its HTTP API; the worker and dashboard services override the command.
-CMD ["node", "--import", "tsx", "apps/coordinator/src/http/main.ts"]
+CMD ["node", "--import", "tsx", "apps/coordinator/src/main.ts"]

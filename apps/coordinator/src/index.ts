@@ -6,3 +6,8 @@ export type { JobRecord } from './records.ts';
 export { JobLease } from './lease.ts';
 export { runCoordinator } from './run.ts';
 export type { RunCoordinatorOptions } from './run.ts';
+export type { ApiOptions } from './run.ts';
+export { apiOptionsFromEnv } from './env.ts';
+export { buildHttpServer, startHttpServer } from './http/server.ts';
+export type { HttpServerOptions } from './http/server.ts';
+export { coordinatorPort } from './http/adapter.ts';

@@ -72,7 +72,7 @@ describe('coordinator', () => {
     const client = new JobsClient(config);
     await client.submit(LENET, { jobId: 'crash-test' });
     await startWorkers([1, 1]);
-    const first = spawnNode(COORDINATOR_MAIN, [], env);
+    const first = spawnNode(COORDINATOR_MAIN, ['--no-api'], env);
     procs.push(first);
 
     let progress: JobProgress | undefined;
@@ -83,7 +83,7 @@ describe('coordinator', () => {
     const killedStep = progress!.step;
     await first.exited;
 
-    const second = spawnNode(COORDINATOR_MAIN, [], env);
+    const second = spawnNode(COORDINATOR_MAIN, ['--no-api'], env);
     procs.push(second);
     await second.waitFor(/job crash-test running/, 60_000);
     const resumeMs = Date.now() - killedAt;

@@ -27,7 +27,7 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 /** Process entries of the stack, relative to the repository root. */
 export const ENTRIES = {
-  coordinator: 'apps/coordinator/src/http/main.ts',
+  coordinator: 'apps/coordinator/src/main.ts',
   worker: 'apps/worker/src/main.ts',
   dashboard: 'apps/dashboard/src/server.ts',
   dashboardDist: 'apps/dashboard/dist/index.html',

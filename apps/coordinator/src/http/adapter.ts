@@ -107,7 +107,7 @@ export function coordinatorPort(coordinator: Coordinator, options: CoordinatorPo
         optimizers: OPTIMIZERS,
         schedules: SCHEDULES,
         // The engine's own defaults: what a spec naming only a model and a dataset becomes.
-        defaults: normalizeJobSpec({ model: zooNames()[0], dataset: DATASETS[0] }),
+        defaults: normalizeJobSpec({ model: zooNames().includes('lenet5') ? 'lenet5' : zooNames()[0], dataset: DATASETS[0] }),
       };
     },
 

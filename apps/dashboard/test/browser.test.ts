@@ -70,7 +70,7 @@ describe('dashboard in Chromium against the real stack', () => {
     const building = build({ root: APP_DIR, configFile: join(APP_DIR, 'vite.config.ts'), logLevel: 'warn', build: { outDir: dist, emptyOutDir: true } });
     const apiPort = await freePort();
     const common = { REDIS_URL, STRIDE_QUEUE_PREFIX: prefix };
-    const coordinator = startService('coordinator', 'apps/coordinator/src/http/main.ts', [], { ...common, PORT: String(apiPort), STRIDE_DATA_DIR: dataDir });
+    const coordinator = startService('coordinator', 'apps/coordinator/src/main.ts', [], { ...common, PORT: String(apiPort), STRIDE_DATA_DIR: dataDir });
     const worker = startService('worker', 'apps/worker/src/main.ts', ['--threads', '1'], common);
     services.push(coordinator, worker);
     await Promise.all([coordinator.waitFor(/taking training jobs/, 60_000), worker.waitFor(/\d+ threads/, 60_000), building]);
@@ -139,6 +139,7 @@ describe('dashboard in Chromium against the real stack', () => {
 
     // A tiny job, through the form.
     await page.fill('#f-name', TINY.name);
+    await page.selectOption('#f-model', 'lenet5');
     await page.selectOption('#f-unit', 'steps');
     await page.fill('#f-length', TINY.steps);
     await page.fill('#f-batchSize', TINY.batchSize);

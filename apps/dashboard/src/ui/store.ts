@@ -3,7 +3,7 @@
 // events sent while the browser was disconnected are not replayed.
 import { ApiError, getJson } from './api.ts';
 import { live } from './live.ts';
-import type { Job, StepEvent, Worker } from './types.ts';
+import { FINAL_STATES, type Job, type StepEvent, type Worker } from './types.ts';
 
 type Listener = () => void;
 
@@ -57,6 +57,9 @@ export class JobsStore extends Emitter {
   /** Stores a job record (from an event, an action's answer or a single fetch). */
   upsert(job: Job): void {
     const old = this.jobs.get(job.id);
+    // Responses and events can arrive out of order: an older record (say, the answer to a cancel
+    // request that was sent before the job stopped) never replaces a newer one, nor a final state.
+    if (old && ((old.updatedAt ?? '') > (job.updatedAt ?? '') || (FINAL_STATES.has(old.state.status) && !FINAL_STATES.has(job.state.status)))) return;
     // A record written before the latest step events must not move the progress back.
     const keep = old?.progress && job.progress && old.progress.step > job.progress.step && job.state.status === 'running';
     this.jobs.set(job.id, keep ? { ...job, progress: old.progress } : job);

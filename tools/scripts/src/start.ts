@@ -215,8 +215,6 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     PORT: String(apiPort),
     API_URL: apiUrl,
     DASHBOARD_PORT: String(dashboardPort),
-    // The queue lib reads STRIDE_QUEUE_PREFIX, the dashboard's queue board STRIDE_PREFIX: one value for both.
-    ...(env.STRIDE_QUEUE_PREFIX && !env.STRIDE_PREFIX ? { STRIDE_PREFIX: env.STRIDE_QUEUE_PREFIX } : {}),
   };
 
   // 2. Dashboard build, when missing.

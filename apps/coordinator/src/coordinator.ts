@@ -54,7 +54,7 @@ import {
   withDefaults,
 } from '@stride/queue';
 import { JobLease } from './lease.ts';
-import { readAllRecords, readRecord, TERMINAL, writeRecord, type JobRecord } from './records.ts';
+import { addShardsToTally, readAllRecords, readRecord, TERMINAL, writeRecord, type JobRecord } from './records.ts';
 
 /** Options of a Coordinator. */
 export interface CoordinatorOptions {
@@ -76,6 +76,11 @@ export interface CoordinatorOptions {
   workersPollMs?: number;
   /** Least time between two progress reports of a job to Redis (ms). Default 500. */
   progressMs?: number;
+  /**
+   * Least time between two `job` events that re-emit a running job's record as its workers tally
+   * grows (ms). Default 1000. State changes are emitted at once regardless.
+   */
+  liveRecordMs?: number;
   /** Identifies this coordinator in leases and logs. Default: `${host}:${pid}`. */
   id?: string;
 }
@@ -85,7 +90,7 @@ export type StepEvent = StepMetrics & { readonly jobId: string; readonly totalSt
 
 /** What the coordinator tells the API and the dashboard. */
 export interface CoordinatorListener {
-  /** A job changed state (or was submitted). */
+  /** A job changed state (or was submitted); a running job's record also every `liveRecordMs` as its workers tally grows. */
   job(record: JobRecord): void;
   step(e: StepEvent): void;
   eval(e: EvalMetrics & { readonly jobId: string }): void;
@@ -140,7 +145,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   readonly dataDir: string;
   readonly keys: Keys;
   private readonly config: TransportConfig;
-  private readonly opts: Required<Pick<CoordinatorOptions, 'concurrency' | 'runJobs' | 'leaseMs' | 'workersPollMs' | 'progressMs'>> & { locks: LockTuning };
+  private readonly opts: Required<Pick<CoordinatorOptions, 'concurrency' | 'runJobs' | 'leaseMs' | 'workersPollMs' | 'progressMs' | 'liveRecordMs'>> & { locks: LockTuning };
   private readonly redis: Redis;
   private readonly jobsQueue: Queue;
   private readonly shardsQueue: Queue;
@@ -148,6 +153,10 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   private executor?: BullmqExecutor;
   private worker?: Worker;
   private readonly running = new Map<string, Running>();
+  /** Writes of job.json in flight, per job, chained so that they land in the order they were made. */
+  private readonly writes = new Map<string, Promise<void>>();
+  /** Worker id → host, from the latest heartbeats read. */
+  private hosts = new Map<string, string>();
   private workersTimer?: NodeJS.Timeout;
   private started?: Promise<void>;
   private closing?: Promise<void>;
@@ -157,8 +166,8 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
 
   constructor(options: CoordinatorOptions) {
     super();
-    const opts = withDefaults({ dataDir: process.env.STRIDE_DATA_DIR ?? './data', concurrency: 2, runJobs: true, leaseMs: 10_000, workersPollMs: 2000, progressMs: 500 }, options);
-    for (const [name, min] of [['concurrency', 1], ['leaseMs', 1000], ['workersPollMs', 50], ['progressMs', 0]] as const) {
+    const opts = withDefaults({ dataDir: process.env.STRIDE_DATA_DIR ?? './data', concurrency: 2, runJobs: true, leaseMs: 10_000, workersPollMs: 2000, progressMs: 500, liveRecordMs: 1000 }, options);
+    for (const [name, min] of [['concurrency', 1], ['leaseMs', 1000], ['workersPollMs', 50], ['progressMs', 0], ['liveRecordMs', 0]] as const) {
       if (!Number.isInteger(opts[name]) || opts[name] < min) throw new RangeError(`Coordinator: ${name} must be an integer >= ${min}, got ${opts[name]}`);
     }
     this.opts = { ...opts, locks: withDefaults(JOB_WORKER_LOCKS, options.locks ?? {}) };
@@ -221,7 +230,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     if (await readRecord(this.dataDir, id)) throw new JobStateError(id, 'exists', `job ${id} already exists`);
     const now = new Date().toISOString();
     const record: JobRecord = { id, name: normalized.name, spec: normalized, state: { status: 'queued' }, submittedAt: now, updatedAt: now, runs: 0 };
-    await writeRecord(this.dataDir, record);
+    await this.persist(record);
     await this.enqueue({ jobId: id, spec: normalized, submittedAt: Date.parse(now) });
     this.emit('job', record);
     return id;
@@ -414,6 +423,8 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     const runStart = performance.now();
     let startStep = -1;
     let lastProgress = 0;
+    let lastLiveRecord = -Infinity;
+    void this.pollWorkers(); // the hosts of the workers about to serve it
     const report = (progress: JobProgress, force = false): void => {
       run.record = { ...run.record, progress };
       const now = performance.now();
@@ -455,7 +466,19 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
             report({ ...prev, testAccuracy: e.testAccuracy, testLoss: e.testLoss }, true);
             this.emit('eval', e);
           },
-          checkpoint: (e) => this.emit('checkpoint', e),
+          shards: (e) => {
+            run.record = { ...run.record, workers: addShardsToTally(run.record.workers, e, (w) => this.hosts.get(w), new Date().toISOString()) };
+            const now = performance.now();
+            if (now - lastLiveRecord < this.opts.liveRecordMs) return;
+            lastLiveRecord = now;
+            this.emit('job', run.record);
+          },
+          checkpoint: (e) => {
+            // The tally on disk follows the checkpoints: a resumed run recomputes (and counts again)
+            // only the steps after the checkpoint it resumes from.
+            this.persist(run.record).catch((err: Error) => this.log('warn', `job ${id}: writing its record failed: ${err.message}`, id));
+            this.emit('checkpoint', e);
+          },
           log: (e) => this.emit('log', e),
         },
       });
@@ -554,17 +577,31 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   private async require(id: string): Promise<JobRecord> {
     const record = await this.get(id);
     if (!record) throw new JobNotFoundError(id);
-    if (!(await readRecord(this.dataDir, id))) await writeRecord(this.dataDir, record);
+    if (!(await readRecord(this.dataDir, id))) await this.persist(record);
     return record;
   }
 
   private async setRecord(record: JobRecord, changes: Partial<JobRecord>): Promise<JobRecord> {
     const updated: JobRecord = { ...record, ...changes, updatedAt: new Date().toISOString() };
-    await writeRecord(this.dataDir, updated);
+    await this.persist(updated);
     const run = this.running.get(updated.id);
     if (run) run.record = updated;
     this.emit('job', updated);
     return updated;
+  }
+
+  /** Writes job.json after the job's writes still in flight (so an older record never lands last). */
+  private persist(record: JobRecord): Promise<void> {
+    const write = (this.writes.get(record.id) ?? Promise.resolve()).then(() => writeRecord(this.dataDir, record));
+    const settled = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writes.set(record.id, settled);
+    void settled.then(() => {
+      if (this.writes.get(record.id) === settled) this.writes.delete(record.id);
+    });
+    return write;
   }
 
   private newRecord(data: TrainJobData): JobRecord {
@@ -602,7 +639,9 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
 
   private async pollWorkers(): Promise<void> {
     try {
-      this.emit('workers', await this.workers());
+      const workers = await this.workers();
+      this.hosts = new Map(workers.map((w) => [w.id, w.host]));
+      this.emit('workers', workers);
     } catch (err) {
       this.log('warn', `reading worker heartbeats failed: ${(err as Error).message}`);
     }

@@ -1,9 +1,10 @@
 // The job record: a job's lifecycle state on disk, `<dataDir>/jobs/<id>/job.json`, next to the
-// engine's spec.json, metrics.jsonl and checkpoints/. Written atomically at every state change;
-// the coordinator reads it back on restart to resume what was running.
+// engine's spec.json, metrics.jsonl and checkpoints/. Written atomically at every state change
+// and, while the job runs, after every checkpoint (with its workers tally); the coordinator reads
+// it back on restart to resume what was running.
 import { readdir, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jobPaths, writeFileAtomic, type JobSpec, type JobState, type TrainResult } from '@stride/engine';
+import { jobPaths, writeFileAtomic, type JobSpec, type JobState, type ShardsUsed, type TrainResult } from '@stride/engine';
 import { isJobId, type JobProgress } from '@stride/queue';
 
 /** A job as the coordinator knows it. */
@@ -25,6 +26,58 @@ export interface JobRecord {
   readonly progress?: JobProgress;
   /** How the last run ended (succeeded, paused or cancelled). */
   readonly result?: TrainResult;
+  /**
+   * The workers whose accepted shard results (train and eval) the job used, over all its runs.
+   * Live while it runs; on disk as of the latest checkpoint, so a resumed run counts the steps it
+   * recomputes once.
+   */
+  readonly workers?: readonly WorkerTally[];
+}
+
+/** One worker's share of a job. */
+export interface WorkerTally {
+  /** The worker's id, as in its results and heartbeats (`UNKNOWN_WORKER` when a result named none). */
+  readonly id: string;
+  /** Its host, from its heartbeat, when the coordinator saw one. */
+  readonly host?: string;
+  /** Accepted shard results of the job it computed (train and eval). */
+  readonly shards: number;
+  /** Time it spent computing them, ms. */
+  readonly computeMs?: number;
+  /** ISO time of the latest of its results the job used. */
+  readonly lastSeen: string;
+}
+
+/** The tally id of results that carry no worker id. */
+export const UNKNOWN_WORKER = 'unknown';
+
+/**
+ * `tally` with the shards of one step or evaluation added (a new array; `tally` is not changed),
+ * in first-seen order. `hostOf` names a worker's host when known; a host seen before is kept.
+ */
+export function addShardsToTally(tally: readonly WorkerTally[] | undefined, used: ShardsUsed, hostOf: (id: string) => string | undefined, at: string): WorkerTally[] {
+  const out = [...(tally ?? [])];
+  const index = new Map(out.map((w, i) => [w.id, i]));
+  for (const { workerId, computeMs } of used.shards) {
+    const id = workerId ?? UNKNOWN_WORKER;
+    const i = index.get(id);
+    const prev = i === undefined ? undefined : out[i];
+    const host = hostOf(id) ?? prev?.host;
+    const next: WorkerTally = {
+      id,
+      ...(host === undefined ? {} : { host }),
+      shards: (prev?.shards ?? 0) + 1,
+      computeMs: (prev?.computeMs ?? 0) + computeMs,
+      lastSeen: at,
+    };
+    if (i === undefined) {
+      index.set(id, out.length);
+      out.push(next);
+    } else {
+      out[i] = next;
+    }
+  }
+  return out;
 }
 
 export const TERMINAL: ReadonlySet<JobState['status']> = new Set(['succeeded', 'failed', 'cancelled']);

@@ -227,11 +227,21 @@ describe('a real run', () => {
     expect(cancel.status).toBe(200);
     await waitFor(() => stream.events.some((e) => e.event === 'job' && e.data.state.status === 'cancelled'), 'the cancelled state', 30_000);
 
-    const job = (await (await fetch(`${base}/api/jobs/${id}`)).json()) as { state: { status: string; step: number } };
+    const job = (await (await fetch(`${base}/api/jobs/${id}`)).json()) as {
+      state: { status: string; step: number };
+      spec: { shards: number; evalShards: number };
+      workers?: { id: string; host?: string; shards: number; computeMs?: number; lastSeen: string }[];
+    };
     expect(job.state.status).toBe('cancelled');
     const lastStep = stream.events.filter((e) => e.event === 'step').at(-1)!.data.step as number;
     // Stopped at a boundary: the state counts exactly the steps whose events went out.
     expect(job.state.step).toBe(lastStep + 1);
+    // The one worker served every shard of every step applied (and of the evaluations, if any ran).
+    const evals = stream.events.filter((e) => e.event === 'eval').length;
+    expect(job.workers).toHaveLength(1);
+    expect(job.workers![0]).toMatchObject({ shards: job.state.step * job.spec.shards + evals * job.spec.evalShards });
+    expect(job.workers![0].id).toMatch(/:\d+:[0-9a-f]{6}$/);
+    expect(job.workers![0].computeMs).toBeGreaterThan(0);
     const { checkpoints } = (await (await fetch(`${base}/api/jobs/${id}/checkpoints`)).json()) as { checkpoints: { name: string; step: number }[] };
     expect(checkpoints.at(-1)).toMatchObject({ step: job.state.step, name: `step-${String(job.state.step).padStart(8, '0')}.ckpt` });
     expect(stream.events.some((e) => e.event === 'checkpoint' && e.data.step === job.state.step)).toBe(true);

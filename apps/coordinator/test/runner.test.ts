@@ -2,12 +2,12 @@
 // resumes by itself when started again, with the bytes of an uninterrupted run; pause, resume,
 // cancel, graceful hand-back and the one-runner-per-job lease through the Coordinator class.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, train, type JobSpecInput, type JobStatus } from '@stride/engine';
+import { jobPaths, LocalExecutor, MetricsLog, train, type JobSpecInput, type JobStatus } from '@stride/engine';
 import { bullConnection, createRedis, JobsClient, JOBS_QUEUE, Keys, type JobProgress, type TransportConfig } from '@stride/queue';
 import { Coordinator, JobStateError, readRecord, type JobRecord } from '../src/index.ts';
 import { COORDINATOR_MAIN, deletePrefix, killAll, runnerConfig, spawnNode, until, WORKER_MAIN, type Spawned } from './runner-helpers.ts';
@@ -23,6 +23,18 @@ const SMALL_MODEL = {
     { type: 'linear' as const, outFeatures: 10 },
   ],
 };
+
+/** Shards the job's metrics.jsonl says it used: steps × shards + evaluations × eval shards. */
+async function shardsInMetrics(dataDir: string, record: JobRecord): Promise<number> {
+  const metrics = await MetricsLog.read(jobPaths(dataDir, record.id).metrics);
+  const steps = metrics.filter((m) => m.type === 'step').length;
+  const evals = metrics.filter((m) => m.type === 'eval').length;
+  return steps * record.spec.shards + evals * record.spec.evalShards;
+}
+
+function shardsInTally(record: JobRecord | undefined): number {
+  return (record?.workers ?? []).reduce((a, w) => a + w.shards, 0);
+}
 
 /** LeNet-5 for 30 steps, a checkpoint every 5. */
 const LENET: JobSpecInput = { model: 'lenet5', dataset: 'mnist', steps: 30, batchSize: 64, shards: 4, seed: 9, checkpointEvery: 5, evalShards: 2, evalSamples: 200 };
@@ -101,6 +113,24 @@ describe('coordinator', () => {
     const record = await readRecord(env.STRIDE_DATA_DIR, 'crash-test');
     expect(record?.state.status).toBe('succeeded');
     expect(record?.runs).toBe(2);
+    // The workers that served it: the two spawned ones (ids `${host}:${pid}:${hex}`, hosts from
+    // their heartbeats). job.json keeps the tally as of each checkpoint, so the steps recomputed
+    // after the kill count once; only a kill between a checkpoint and the record write that
+    // follows it (a few ms) can leave out one checkpoint interval.
+    const tally = record!.workers ?? [];
+    expect(tally.length).toBeGreaterThanOrEqual(1);
+    expect(tally.length).toBeLessThanOrEqual(2);
+    for (const w of tally) {
+      expect(w.id).toMatch(/^.+:\d+:[0-9a-f]{6}$/);
+      expect(w.host).toBe(hostname());
+      expect(w.computeMs).toBeGreaterThan(0);
+    }
+    expect(Math.max(...tally.map((w) => Date.parse(w.lastSeen)))).toBeGreaterThan(killedAt);
+    const used = await shardsInMetrics(env.STRIDE_DATA_DIR, record!);
+    expect(used).toBe(30 * 4 + 1 * 2); // 30 steps of 4 shards, the final evaluation in 2
+    expect(shardsInTally(record)).toBeLessThanOrEqual(used);
+    expect(shardsInTally(record)).toBeGreaterThanOrEqual(used - 5 * 4 - 2);
+    console.log(`workers tally after the crash: ${shardsInTally(record)} shards of ${used} used`);
 
     // A clean stop of an idle coordinator.
     second.child.kill('SIGTERM');
@@ -110,12 +140,16 @@ describe('coordinator', () => {
   it('pause, resume, hand back on close, resume elsewhere, cancel; a leased job waits for its lease', async () => {
     setUp('ctl');
     await startWorkers([1]);
-    const opts = { config, dataDir: env.STRIDE_DATA_DIR, locks: { lockDurationMs: 3000, stalledIntervalMs: 1500 }, workersPollMs: 200 };
+    const opts = { config, dataDir: env.STRIDE_DATA_DIR, locks: { lockDurationMs: 3000, stalledIntervalMs: 1500 }, workersPollMs: 200, liveRecordMs: 100 };
     let coordinator = new Coordinator(opts);
     const states: [string, JobStatus][] = [];
     let lastStep = -1;
+    let liveTallies = 0;
     const listen = (c: Coordinator): void => {
-      c.on('job', (r: JobRecord) => states.push([r.id, r.state.status]));
+      c.on('job', (r: JobRecord) => {
+        states.push([r.id, r.state.status]);
+        if (r.state.status === 'running' && shardsInTally(r) > 0) liveTallies++;
+      });
       c.on('step', (e) => (lastStep = e.step));
     };
     listen(coordinator);
@@ -163,6 +197,11 @@ describe('coordinator', () => {
     await until(async () => (await status(id)) === 'cancelled', 'cancelled');
     await expect(coordinator.resume(id)).rejects.toThrow(/only a paused job can be resumed/);
     expect(states.filter(([j]) => j === id).map(([, s]) => s)).toEqual(expect.arrayContaining(['queued', 'running', 'paused', 'cancelled']));
+    // Over its three runs (pause/resume, hand-back, cancel) one worker served every shard used, once.
+    const cancelled = (await readRecord(opts.dataDir, id))!;
+    expect(cancelled.workers?.map((w) => [w.host, w.shards])).toEqual([[hostname(), await shardsInMetrics(opts.dataDir, cancelled)]]);
+    expect(shardsInTally(await coordinator.get(id))).toBe(shardsInTally(cancelled));
+    expect(liveTallies).toBeGreaterThan(0);
 
     // A job whose lease another runner holds is not run until the lease is gone.
     const keys = new Keys(config.prefix);
@@ -172,6 +211,9 @@ describe('coordinator', () => {
     expect(await status('leased')).toBe('queued');
     await redis.del(keys.lease('leased'));
     await until(async () => (await status('leased')) === 'succeeded', 'the leased job to run once free');
+    const leased = (await readRecord(opts.dataDir, 'leased'))!;
+    expect(shardsInTally(leased)).toBe(3 * 2 + leased.spec.evalShards);
+    expect(shardsInTally(leased)).toBe(await shardsInMetrics(opts.dataDir, leased));
     expect((await coordinator.list()).map((r) => r.id).sort()).toEqual(['ctl-job', 'leased']);
 
     await coordinator.close();

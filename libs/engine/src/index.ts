@@ -17,7 +17,7 @@ export type { StepMetrics, EvalMetrics, MetricsRecord } from './metrics.ts';
 export { TypedEmitter } from './events.ts';
 export type { ListenerMap } from './events.ts';
 export { Trainer, train, jobPaths, resolveModelSpec } from './trainer.ts';
-export type { TrainerOptions, TrainerListener, TrainResult, JobState, JobStatus } from './trainer.ts';
+export type { TrainerOptions, TrainerListener, TrainResult, JobState, JobStatus, ShardsUsed } from './trainer.ts';
 export { ThreadPool, serveThread, threadData } from './thread-pool.ts';
 export type { ThreadPoolOptions, ServeThreadOptions } from './thread-pool.ts';
 export { LocalExecutor } from './local-executor.ts';

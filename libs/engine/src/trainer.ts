@@ -49,7 +49,26 @@ export interface TrainerListener {
   step(e: StepMetrics & { readonly jobId: string; readonly totalSteps: number }): void;
   eval(e: EvalMetrics & { readonly jobId: string }): void;
   checkpoint(e: { readonly jobId: string; readonly step: number; readonly file: string }): void;
+  /** The shard results a step or an evaluation used, emitted just before its `step` / `eval` event. */
+  shards(e: ShardsUsed): void;
   log(e: { readonly jobId: string; readonly level: 'info' | 'warn' | 'error'; readonly message: string }): void;
+}
+
+/**
+ * Who computed the accepted shard results of one training step or evaluation (rejected and
+ * duplicate results never appear). For accounting only: nothing here reaches the parameters.
+ */
+export interface ShardsUsed {
+  readonly jobId: string;
+  readonly kind: 'train' | 'eval';
+  /** As in the step / eval metrics: train step index, or the parameter version evaluated. */
+  readonly step: number;
+  /** One entry per shard, in shard order: the result's `workerId` (when the executor knows it) and compute time. */
+  readonly shards: readonly { readonly workerId?: string; readonly computeMs: number }[];
+}
+
+function shardsUsed(jobId: string, kind: 'train' | 'eval', step: number, results: readonly ShardResult[]): ShardsUsed {
+  return { jobId, kind, step, shards: results.map((r) => ({ workerId: r.workerId, computeMs: r.computeMs })) };
 }
 
 /** How a run ended (a failure rejects `run()` instead). */
@@ -465,6 +484,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     };
     p.lastStep = metrics;
     await s.metrics.append(metrics);
+    this.emit('shards', shardsUsed(this.jobId, 'train', step, results));
     this.emit('step', { ...metrics, jobId: this.jobId, totalSteps: s.totalSteps });
     this.setState({ status: 'running', step: p.done, totalSteps: s.totalSteps });
   }
@@ -473,7 +493,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const t0 = performance.now();
     await this.publish(s, p);
     const tasks = s.evalTasks(p.done);
-    const reduced = reduceShards(s.job, tasks, await this.runValidated(s, tasks));
+    const results = await this.runValidated(s, tasks);
+    const reduced = reduceShards(s.job, tasks, results);
     const metrics: EvalMetrics = {
       type: 'eval',
       step: p.done,
@@ -487,6 +508,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     p.evals.push(metrics);
     if (!p.best || metrics.testAccuracy > p.best.testAccuracy) p.best = { step: p.done, testAccuracy: metrics.testAccuracy };
     await s.metrics.append(metrics);
+    this.emit('shards', shardsUsed(this.jobId, 'eval', p.done, results));
     this.emit('eval', { ...metrics, jobId: this.jobId });
     return metrics;
   }

@@ -72,6 +72,7 @@ describe('Trainer', () => {
     const steps: number[] = [];
     const evals: number[] = [];
     const checkpoints: number[] = [];
+    const used: string[] = [];
     const result = await train(tinySpec, {
       executor: inline,
       dataDir,
@@ -81,8 +82,14 @@ describe('Trainer', () => {
         step: (e) => steps.push(e.step),
         eval: (e) => evals.push(e.step),
         checkpoint: (e) => checkpoints.push(e.step),
+        shards: (e) => {
+          expect(e.shards.every((sh) => sh.workerId === 'inline' && sh.computeMs >= 0)).toBe(true);
+          used.push(`${e.kind}@${e.step}:${e.shards.length}`);
+        },
       },
     });
+    // One `shards` event per step (3 shards) and per evaluation (4 shards), before its step / eval event.
+    expect(used).toEqual([...steps.slice(0, 6).map((t) => `train@${t}:3`), 'eval@6:4', ...steps.slice(6).map((t) => `train@${t}:3`), 'eval@12:4']);
     expect(result).toMatchObject({ status: 'succeeded', steps: 12, totalSteps: 12, resumedFrom: 0, paramsSha256: reference.paramsSha256 });
     expect(result.testAccuracy).toBeGreaterThan(0.3);
     expect(states[0]).toBe('running');

@@ -157,8 +157,8 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
   const drawWorkers = (job: Job): void => {
     const list = job.workers;
     if (!list || list.length === 0) {
-      // Every live worker takes shards from the one shards queue, so while a job runs, they all
-      // serve it. Which ones computed a finished job's shards is not recorded by the API.
+      // No shard result used yet. Every live worker takes shards from the one shards queue, so
+      // while a job runs, they all serve it.
       const alive = workersStore.list().filter((w) => w.alive);
       if (job.state.status === 'running' && alive.length > 0) {
         replace(
@@ -176,7 +176,8 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
           ),
         );
       } else {
-        replace(workersBox, h('p', { class: 'muted' }, job.state.status === 'queued' ? 'Not started yet.' : job.state.status === 'running' ? 'No live worker: the job waits for one.' : 'The coordinator does not record which workers computed a finished job.'));
+        const why = job.state.status === 'queued' ? 'Not started yet.' : job.state.status === 'running' ? 'No live worker: the job waits for one.' : 'No worker results recorded for this job.';
+        replace(workersBox, h('p', { class: 'muted' }, why));
       }
       return;
     }
@@ -189,8 +190,24 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
         h(
           'table',
           { class: 'data' },
-          h('thead', null, h('tr', null, h('th', null, 'worker'), h('th', { class: 'num' }, 'shards'), h('th', { class: 'num' }, 'share'))),
-          h('tbody', null, [...list].sort((a, b) => b.shards - a.shards).map((w) => h('tr', null, h('td', { class: 'mono' }, w.id), h('td', { class: 'num' }, w.shards), h('td', { class: 'num' }, pct(total ? w.shards / total : 0, 0))))),
+          h('thead', null, h('tr', null, h('th', null, 'worker'), h('th', { class: 'num' }, 'shards'), h('th', { class: 'num' }, 'share'), h('th', { class: 'num' }, 'compute'), h('th', null, 'last result'))),
+          h(
+            'tbody',
+            null,
+            [...list]
+              .sort((a, b) => b.shards - a.shards || a.id.localeCompare(b.id))
+              .map((w) =>
+                h(
+                  'tr',
+                  null,
+                  h('td', { class: 'mono', title: w.id }, w.host && !w.id.startsWith(`${w.host}:`) ? `${w.host} · ${w.id}` : w.id),
+                  h('td', { class: 'num' }, w.shards),
+                  h('td', { class: 'num' }, pct(total ? w.shards / total : 0, 0)),
+                  h('td', { class: 'num' }, w.computeMs === undefined ? '—' : duration(w.computeMs)),
+                  h('td', { title: w.lastSeen ? when(w.lastSeen) : '' }, w.lastSeen ? ago(w.lastSeen) : '—'),
+                ),
+              ),
+          ),
         ),
       ),
     );

@@ -138,10 +138,22 @@ export interface Job {
   readonly progress?: JobProgress;
   readonly result?: TrainResult;
   /**
-   * Workers that computed its shards, with how many. Not recorded by the coordinator yet: drawn
-   * when present.
+   * The workers whose accepted shard results (train and eval) the job used, over all its runs
+   * (the coordinator's `WorkerTally`). Absent on records written before it was kept.
    */
-  readonly workers?: readonly { readonly id: string; readonly shards: number }[];
+  readonly workers?: readonly JobWorker[];
+}
+
+/** One worker's share of a job (apps/coordinator `WorkerTally`). */
+export interface JobWorker {
+  readonly id: string;
+  /** From the worker's heartbeat, when the coordinator saw one. */
+  readonly host?: string;
+  readonly shards: number;
+  /** Time it spent computing the job's shards, ms. */
+  readonly computeMs?: number;
+  /** ISO time of the latest of its results the job used. */
+  readonly lastSeen?: string;
 }
 
 /** `step` events: the step's metrics with the job id, the run length and the coordinator's ETA. */

@@ -14,9 +14,9 @@ describe('ThreadPool', () => {
     expect(replies.map((r) => r.value)).toEqual([1, 2, 3, 4]);
     expect(replies[0].tag).toBe('x');
     expect(replies[0].buffer).toBeInstanceOf(Float32Array);
-    const t0 = performance.now();
-    await Promise.all([pool.run({ op: 'sleep', ms: 300 }), pool.run({ op: 'sleep', ms: 300 })]);
-    expect(performance.now() - t0).toBeLessThan(590);
+    // In parallel: the two sleeps overlap in time (a property of the schedule, not of the machine's speed).
+    const [a, b] = await Promise.all([pool.run({ op: 'sleep', ms: 300 }), pool.run({ op: 'sleep', ms: 300 })]);
+    expect(a.start < b.end && b.start < a.end).toBe(true);
     const counts = await pool.broadcast({ op: 'whoami' });
     expect(counts).toHaveLength(2);
     expect(counts.reduce((a, c) => a + c.served, 0)).toBe(2 + 4 + 2 + 2);

@@ -1,6 +1,6 @@
 // Runs a coordinator (and, unless told otherwise, its HTTP API) until SIGTERM/SIGINT.
 // Shared by `stride coordinator`, apps/coordinator/src/main.ts, `npm start` and docker-compose.
-import { redactUrl, resolveTransportConfig } from '@stride/queue';
+import { checkRedisAtStart, redactUrl, resolveTransportConfig } from '@stride/queue';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 import { coordinatorPort } from './http/adapter.ts';
 import { startHttpServer } from './http/server.ts';
@@ -42,6 +42,7 @@ export interface RunCoordinatorOptions extends Partial<Omit<CoordinatorOptions, 
 export async function runCoordinator(options: RunCoordinatorOptions = {}): Promise<void> {
   const { redisUrl, prefix, verbose, api: apiOptions = {}, ...rest } = options;
   const config = resolveTransportConfig({ redisUrl, prefix });
+  await checkRedisAtStart(config, (line) => void process.stderr.write(`${line}\n`));
   // Only the options that are set: the coordinator applies its defaults to missing keys, not to undefined ones.
   const set = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Partial<CoordinatorOptions>;
   const coordinator = new Coordinator({ config, ...set });

@@ -1,5 +1,5 @@
 // Runs a worker until SIGTERM/SIGINT: shared by `stride worker` and apps/worker/src/main.ts.
-import { redactUrl, resolveTransportConfig } from '@stride/queue';
+import { checkRedisAtStart, redactUrl, resolveTransportConfig } from '@stride/queue';
 import { ShardWorker } from './worker.ts';
 
 /** Options of `runWorker`; unset fields come from the environment (REDIS_URL, STRIDE_QUEUE_PREFIX, STRIDE_THREADS). */
@@ -17,8 +17,9 @@ export interface RunWorkerOptions {
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const config = resolveTransportConfig({ redisUrl: options.redisUrl, prefix: options.prefix });
   const threads = options.threads ?? (process.env.STRIDE_THREADS ? Number(process.env.STRIDE_THREADS) : undefined);
-  const worker = new ShardWorker({ config, threads });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  await checkRedisAtStart(config, log);
+  const worker = new ShardWorker({ config, threads });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) process.exit(130);
@@ -37,3 +38,4 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   }
   log(`worker ${worker.id}: closed`);
 }
+

@@ -142,8 +142,8 @@ describe('worker processes', () => {
     const median = sorted[Math.floor(sorted.length / 2)];
     const lost = kills.map((k) => steps.find((s) => s.step === k.step)!.stepMs - median);
     console.log(`worker SIGKILL: median step ${median.toFixed(0)} ms; time lost per kill (ms): ${lost.map((l) => l.toFixed(0)).join(', ')}`);
-    // Bounded by lockDuration + stalledInterval (5 s + 2.5 s) plus a recomputation.
-    for (const l of lost) expect(l).toBeLessThan(7500 + 3 * median + 1000);
+    // Bounded by lockDuration + stalledInterval (5 s + 2.5 s) plus a recomputation; the slack absorbs a busy machine.
+    for (const l of lost) expect(l).toBeLessThan(7500 + Math.max(3 * median, 5000));
   });
 
   it('a worker started mid-job takes shards at once; SIGTERM finishes the shard in hand and leaves cleanly', async () => {

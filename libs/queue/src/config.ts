@@ -55,6 +55,54 @@ export function createRedis(config: TransportConfig, role: string): Redis {
   return new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: connectionName(config, role) });
 }
 
+/** Redis does not answer at the configured URL, or refuses its credentials. */
+export class RedisUnreachableError extends Error {
+  override readonly name = 'RedisUnreachableError';
+  constructor(
+    message: string,
+    /** True when Redis answered but refused the user/password: retrying will not help. */
+    readonly auth: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * One PING over a fresh connection that does not retry, so a wrong password or an unreachable
+ * server is reported at once, in words, instead of as silent reconnect attempts.
+ */
+export async function checkRedis(config: TransportConfig, timeoutMs = 5000): Promise<void> {
+  const where = redactUrl(config.redisUrl);
+  const probe = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  let lastError = '';
+  probe.on('error', (err: Error) => void (lastError = err.message)); // ioredis reports a refused AUTH here, then closes
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    const message = [lastError, (err as Error).message ?? String(err)].filter(Boolean).join('; ');
+    if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) {
+      throw new RedisUnreachableError(`Redis at ${where} refused the credentials in REDIS_URL (${message})`, true);
+    }
+    throw new RedisUnreachableError(`no Redis answers at ${where} (${message}); set REDIS_URL, or start redis-server`, false);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/**
+ * Start-up check of a long-running service: wrong credentials are fatal (retrying will not help,
+ * so this throws); an unreachable Redis is logged and waited for (the clients reconnect by themselves).
+ */
+export async function checkRedisAtStart(config: TransportConfig, log: (line: string) => void): Promise<void> {
+  try {
+    await checkRedis(config);
+  } catch (err) {
+    if (err instanceof RedisUnreachableError && !err.auth) log(`warning: ${err.message}; waiting for it`);
+    else throw err;
+  }
+}
+
 /**
  * `CLIENT SETNAME` of our connections: `${role}@${prefix}`, so `CLIENT LIST` shows who is who and
  * a deployment's connections can be told from another's on a shared Redis.

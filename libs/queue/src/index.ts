@@ -2,7 +2,7 @@
 export { MessageError, MissingBlobError, StaleJobError } from './errors.ts';
 export { DEFAULT_PREFIX, JOBS_QUEUE, SHARDS_QUEUE, Keys, checkPrefix, checkJobId, isJobId, shardJobId, parseShardJobId } from './keys.ts';
 export type { ShardKind } from './keys.ts';
-export { DEFAULT_REDIS_URL, resolveTransportConfig, redactUrl, createRedis, bullConnection, connectionName, withDefaults } from './config.ts';
+export { DEFAULT_REDIS_URL, resolveTransportConfig, redactUrl, createRedis, checkRedis, checkRedisAtStart, RedisUnreachableError, bullConnection, connectionName, withDefaults } from './config.ts';
 export type { TransportConfig } from './config.ts';
 export {
   encodeMessage,

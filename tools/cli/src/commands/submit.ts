@@ -1,7 +1,7 @@
 // `stride submit`: enqueues a training job for the coordinators, straight into the jobs queue
 // through Redis; with --follow, shows its progress until it ends.
 import type { Command, Option } from 'commander';
-import { JobsClient, resolveTransportConfig, type JobProgress } from '@stride/queue';
+import { JobsClient, resolveTransportConfig, type JobProgress, checkRedis } from '@stride/queue';
 import { UsageError } from '../errors.ts';
 import { formatDuration } from '../parse.ts';
 import { specFromFlags } from './train.ts';
@@ -46,7 +46,9 @@ export function formatProgress(p: JobProgress): string {
 
 async function runSubmit(o: SubmitFlags): Promise<void> {
   const spec = await specFromFlags(o);
-  const client = new JobsClient(resolveTransportConfig());
+  const config = resolveTransportConfig();
+  await checkRedis(config); // a wrong password or no Redis: say so now, instead of retrying silently
+  const client = new JobsClient(config);
   const out = o.json ? process.stderr : process.stdout;
   try {
     const { jobId } = await client.submit(spec, { jobId: o.jobId });

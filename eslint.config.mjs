@@ -4,7 +4,7 @@ import nx from '@nx/eslint-plugin';
 const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'os', 'crypto', 'child_process', 'worker_threads', 'stream', 'http', 'https', 'net', 'url', 'util', 'events', 'zlib', 'buffer', 'process'];
 
 export default [
-  { ignores: ['**/node_modules/**', '**/dist/**', '**/.nx/**', 'coverage/**', 'artifacts/**', '**/*.wasm', '**/generated/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/.nx/**', 'coverage/**', 'artifacts/**', '**/*.wasm'] },
   ...nx.configs['flat/base'],
   ...nx.configs['flat/typescript'],
   {

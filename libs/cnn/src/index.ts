@@ -15,3 +15,4 @@ export { sgemm } from './kernels/gemm.ts';
 export { conv2dForward, conv2dBackwardInput, conv2dBackwardWeight, convOutSize } from './kernels/conv.ts';
 export type { Conv2dDims } from './kernels/conv.ts';
 export { initWasmKernels, kernelBackend, setWasmKernelsEnabled } from './kernels/wasm/runtime.ts';
+export * from './vision/index.ts';

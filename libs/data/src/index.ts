@@ -8,3 +8,7 @@ export { prepareFashionMnist, loadFashionMnist, FASHION_MNIST_CLASSES, FASHION_M
 export type { FashionMnistOptions, PrepareResult } from './fashion.ts';
 export { permutation, batchIndices, shardRanges, gatherSamples, normalizeInto } from './sampling.ts';
 export type { ShardRange, SampleBatch } from './sampling.ts';
+export { generateDataset, generateFromDigits, gatherTargets, VisionSampleRenderer, GENERATED_DATASET_NAMES, GENERATED_STATS, SEGMENTATION_THRESHOLD } from './generated/datasets.ts';
+export type { GeneratedDataset, GeneratedDatasetName, GenerateOptions, VisionTargets, VisionTask } from './generated/datasets.ts';
+export { resizeDigit, pasteDigit, DIGIT_SIDE } from './generated/render.ts';
+export type { DigitPatch, DigitSource, PlacedDigit } from './generated/render.ts';

@@ -1,2 +1,2 @@
 export { getZooSpec, zooNames } from './registry.ts';
-export type { ZooOptions } from './registry.ts';
+export type { ZooArgs, ZooModelOptions, ZooOptions } from './registry.ts';

@@ -297,7 +297,8 @@ export function decodeGradient(bytes: Uint8Array, expected: { gradientLength: nu
 // BullMQ job data and return value (JSON)
 
 /** The data of a shard job: ids and counts only; the bytes live in blobs whose keys derive from them. */
-export interface ShardJobData {
+/** What names a shard computed from one parameter publication: shared by job data and return value. */
+export interface ShardIdentity {
   readonly jobId: string;
   readonly kind: ShardKind;
   readonly step: number;
@@ -306,13 +307,11 @@ export interface ShardJobData {
   /** Token of the publication of that version (see `ParamsMessage.token`). */
   readonly paramsToken: string;
   readonly count: number;
-  /** When the coordinator enqueued it (ms since epoch), for the queue-wait metric. */
-  readonly enqueuedAt: number;
 }
 
-export function parseShardJobData(value: unknown): ShardJobData {
-  const f = new Fields('ShardJobData', value);
-  const data: ShardJobData = {
+/** Reads the `ShardIdentity` fields of a message being parsed. */
+function shardIdentity(f: Fields): ShardIdentity {
+  return {
     jobId: f.jobId('jobId'),
     kind: f.oneOf('kind', ['train', 'eval'] as const),
     step: f.int('step', 0, MAX_STEP),
@@ -320,6 +319,18 @@ export function parseShardJobData(value: unknown): ShardJobData {
     paramsVersion: f.int('paramsVersion', 0, MAX_STEP),
     paramsToken: f.string('paramsToken', 64, TOKEN),
     count: f.int('count', 1, MAX_SHARD_SAMPLES),
+  };
+}
+
+export interface ShardJobData extends ShardIdentity {
+  /** When the coordinator enqueued it (ms since epoch), for the queue-wait metric. */
+  readonly enqueuedAt: number;
+}
+
+export function parseShardJobData(value: unknown): ShardJobData {
+  const f = new Fields('ShardJobData', value);
+  const data: ShardJobData = {
+    ...shardIdentity(f),
     enqueuedAt: f.finite('enqueuedAt'),
   };
   f.done();
@@ -327,14 +338,7 @@ export function parseShardJobData(value: unknown): ShardJobData {
 }
 
 /** What a worker returns for a shard job (BullMQ keeps it as JSON). The gradient is in the blob. */
-export interface ShardReturn {
-  readonly jobId: string;
-  readonly kind: ShardKind;
-  readonly step: number;
-  readonly shard: number;
-  readonly paramsVersion: number;
-  readonly paramsToken: string;
-  readonly count: number;
+export interface ShardReturn extends ShardIdentity {
   /** Sum of per-sample losses (float64; JSON keeps a double exactly). */
   readonly lossSum: number;
   readonly correct: number;
@@ -350,13 +354,7 @@ export interface ShardReturn {
 export function parseShardReturn(value: unknown): ShardReturn {
   const f = new Fields('ShardReturn', value);
   const r: ShardReturn = {
-    jobId: f.jobId('jobId'),
-    kind: f.oneOf('kind', ['train', 'eval'] as const),
-    step: f.int('step', 0, MAX_STEP),
-    shard: f.int('shard', 0, MAX_STEP),
-    paramsVersion: f.int('paramsVersion', 0, MAX_STEP),
-    paramsToken: f.string('paramsToken', 64, TOKEN),
-    count: f.int('count', 1, MAX_SHARD_SAMPLES),
+    ...shardIdentity(f),
     lossSum: f.finite('lossSum'),
     correct: f.int('correct', 0, MAX_SHARD_SAMPLES),
     computeMs: f.finite('computeMs'),

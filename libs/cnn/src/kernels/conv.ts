@@ -102,6 +102,16 @@ export function col2im(col: Float32Array, cCount: number, d: Conv2dDims, x: Floa
   }
 }
 
+/**
+ * The im2col matrix [k×p] of one sample's group: `col` filled by im2col, or — for a pointwise
+ * convolution (`col` null) — the input itself, which already has that layout.
+ */
+function columnsOf(x: Float32Array, xOff: number, cInG: number, d: Conv2dDims, col: Float32Array | null, size: number): Float32Array {
+  if (col === null) return x.subarray(xOff, xOff + size);
+  im2col(x, xOff, cInG, d, col);
+  return col;
+}
+
 /** out = conv2d(x, w) + b (or out += ... when `accumulate`). `b` may be null. */
 export function conv2dForward(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, d: Conv2dDims, accumulate = false): void {
   if (conv2dForwardWasm(x, w, b, out, d, accumulate)) return;
@@ -113,14 +123,7 @@ export function conv2dForward(x: Float32Array, w: Float32Array, b: Float32Array 
   const col = pointwise ? null : scratch(SLOT_COL, k * p);
   for (let n = 0; n < d.n; n++) {
     for (let g = 0; g < d.groups; g++) {
-      const xOff = (n * d.cIn + g * cInG) * d.h * d.w;
-      let cols: Float32Array;
-      if (col === null) {
-        cols = x.subarray(xOff, xOff + k * p);
-      } else {
-        im2col(x, xOff, cInG, d, col);
-        cols = col;
-      }
+      const cols = columnsOf(x, (n * d.cIn + g * cInG) * d.h * d.w, cInG, d, col, k * p);
       const oOff = (n * d.cOut + g * cOutG) * p;
       sgemm(cOutG, p, k, w.subarray(g * cOutG * k), cols, out.subarray(oOff, oOff + cOutG * p), false, false, accumulate);
     }
@@ -176,14 +179,7 @@ export function conv2dBackwardWeight(x: Float32Array, gradOut: Float32Array, gra
   const col = pointwise ? null : scratch(SLOT_COL, k * p);
   for (let n = 0; n < d.n; n++) {
     for (let g = 0; g < d.groups; g++) {
-      const xOff = (n * d.cIn + g * cInG) * d.h * d.w;
-      let cols: Float32Array;
-      if (col === null) {
-        cols = x.subarray(xOff, xOff + k * p);
-      } else {
-        im2col(x, xOff, cInG, d, col);
-        cols = col;
-      }
+      const cols = columnsOf(x, (n * d.cIn + g * cInG) * d.h * d.w, cInG, d, col, k * p);
       const gOff = (n * d.cOut + g * cOutG) * p;
       // dW[cOutG×k] += dY[cOutG×p] · colsᵀ[p×k]
       sgemm(cOutG, k, p, gradOut.subarray(gOff, gOff + cOutG * p), cols, gradW.subarray(g * cOutG * k, (g + 1) * cOutG * k), false, true, true);

@@ -136,6 +136,20 @@ export class Tensor {
     return this.pending;
   }
 
+  /**
+   * Adds `g` (same length) into this tensor's gradient, taking ownership of `g`: for a non-leaf
+   * with no gradient yet, `g` becomes it without a copy. For backward closures passing on their
+   * own `gradOut` unchanged (views such as reshape), which nothing else reads afterwards.
+   */
+  takeGrad(g: Float32Array): void {
+    if (this.backwardFn !== null && this.pending === null && g.length === this.data.length) {
+      this.pending = g;
+      return;
+    }
+    const sink = this.gradSink();
+    for (let i = 0; i < g.length; i++) sink[i] += g[i];
+  }
+
   /** Attaches a graph edge; used by ops through `record`. */
   setGradFn(inputs: Tensor[], fn: BackwardFn): void {
     this.inputs = inputs;

@@ -4,7 +4,7 @@
 // another thread), and a whole LeNet-5 step with the backend on and off.
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildModel, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, relu, setWasmKernelsEnabled, Tensor } from '../src/index.ts';
+import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, setWasmKernelsEnabled, Tensor } from '../src/index.ts';
 import { type Conv2dDims, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
@@ -124,6 +124,8 @@ describe('WebAssembly stride-1 convolutions against the direct reference', () =>
     ['padding 3 larger than a 3x3 kernel, 3 input channels, 5x6', dims(2, 3, 5, 6, 3, [3, 3], [3, 3], 1)],
     ['1x1 kernel with padding 1 (not pointwise), 13 channels', dims(2, 13, 6, 7, 9, [1, 1], [1, 1], 1)],
     ['kernel as large as the input, 12 output channels', dims(2, 2, 5, 5, 12, [5, 5], [0, 0], 1)],
+    ['groups 2, 4→6 channels, 2x4 kernel (kw = MR: scattered input gradient), padding (1, 3), 9x11', dims(2, 4, 9, 11, 6, [2, 4], [1, 3], 2)],
+    ['7x7 kernel, padding 3, 3→5 channels, 10x13', dims(2, 3, 10, 13, 5, [7, 7], [3, 3], 1)],
   ];
   for (const [title, d] of cases) {
     it(`${title}: forward (with and without accumulate), backward input, weight, bias`, () => {
@@ -300,4 +302,44 @@ describe('a LeNet-5 training step', () => {
       await worker.terminate();
     }
   });
+});
+
+describe('optimizer steps on the WebAssembly kernels', () => {
+  // Lengths around the vector width and the copy chunk (16384), values of mixed magnitude.
+  const shapes = [[3], [4], [5, 7], [16387], [40000]];
+  function makeParams(seed: number): Param[] {
+    const rng = createRng(seed);
+    return shapes.map((shape, i) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const scale = (): number => 10 ** Math.floor(rng.next() * 8 - 6);
+      return { name: `p${i}`, shape, data: Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale()), grad: new Float32Array(n) };
+    });
+  }
+  /** Five steps with fresh gradients each; returns every parameter and state byte. */
+  function run(spec: OptimizerSpec): Uint32Array[] {
+    const params = makeParams(11);
+    const opt = createOptimizer(spec, params);
+    const rng = createRng(12);
+    for (let step = 0; step < 5; step++) {
+      for (const p of params) for (let i = 0; i < p.grad.length; i++) p.grad[i] = (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 6 - 4);
+      opt.step(spec.lr * (1 + step / 10));
+    }
+    return [...params.map((p) => bits(p.data)), ...opt.stateArrays().map((a) => bits(a.data))];
+  }
+  const specs: [string, OptimizerSpec][] = [
+    ['SGD momentum 0.9', { type: 'sgd', lr: 0.01, momentum: 0.9 }],
+    ['Adam', { type: 'adam', lr: 0.001 }],
+    ['Adam with L2 weight decay', { type: 'adam', lr: 0.003, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.1 }],
+    ['AdamW', { type: 'adamw', lr: 0.002, weightDecay: 0.05 }],
+  ];
+  for (const [title, spec] of specs) {
+    it(`${title}: the same bytes as the JS loops`, () => {
+      const fast = run(spec);
+      const js = onJs(() => run(spec));
+      expect(fast.length).toBe(js.length);
+      fast.forEach((a, i) => expect(a).toEqual(js[i]));
+      // The updates did something.
+      expect(fast[4]).not.toEqual(bits(makeParams(11)[4].data));
+    });
+  }
 });

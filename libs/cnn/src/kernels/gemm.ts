@@ -15,7 +15,8 @@ const KC = 256;
 const NC = 256;
 
 /**
- * C[m×n] (+)= op(A)[m×k] · op(B)[k×n], all matrices dense and row-major.
+ * C[m×n] (+)= op(A)[m×k] · op(B)[k×n] (+ `bias`[n] on every row, only without `accumulate`),
+ * all matrices dense and row-major.
  * op(A) = A stored [m×k], or Aᵀ with A stored [k×m] when `transA`.
  * op(B) = B stored [k×n], or Bᵀ with B stored [n×k] when `transB`.
  * `accumulate` adds into C; otherwise C is overwritten.
@@ -30,8 +31,20 @@ export function sgemm(
   transA: boolean,
   transB: boolean,
   accumulate: boolean,
+  bias: Float32Array | null = null,
 ): void {
-  if (sgemmWasm(m, n, k, a, b, c, transA, transB, accumulate)) return;
+  if (bias !== null && accumulate) throw new RangeError('sgemm: a bias needs accumulate = false');
+  if (sgemmWasm(m, n, k, a, b, c, transA, transB, accumulate, bias)) return;
+  sgemmJs(m, n, k, a, b, c, transA, transB, accumulate);
+  if (bias !== null) addRowBias(c, bias, m, n);
+}
+
+/** c[i][j] += bias[j]. */
+function addRowBias(c: Float32Array, bias: Float32Array, m: number, n: number): void {
+  for (let i = 0, o = 0; i < m; i++) for (let j = 0; j < n; j++, o++) c[o] += bias[j];
+}
+
+function sgemmJs(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, transA: boolean, transB: boolean, accumulate: boolean): void {
   if (!accumulate) c.fill(0, 0, m * n);
   if (m === 0 || n === 0 || k === 0) return;
   // Element (i, p) of op(A) is a[i·ars + p·aps]; element (p, j) of op(B) is b[p·bps + j·bjs].

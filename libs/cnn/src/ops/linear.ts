@@ -15,12 +15,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   assert(bias === null || (bias.shape.length === 1 && bias.shape[0] === outF), () => `linear: bias has shape ${fmt(bias!.shape)}, expected [${outF}]`);
   const rows = x.numel / inF;
   const data = new Float32Array(rows * outF);
-  // Y[rows×out] = X[rows×in] · Wᵀ
-  sgemm(rows, outF, inF, x.data, weight.data, data, false, true, false);
-  if (bias !== null) {
-    const b = bias.data;
-    for (let r = 0, o = 0; r < rows; r++) for (let j = 0; j < outF; j++, o++) data[o] += b[j];
-  }
+  // Y[rows×out] = X[rows×in] · Wᵀ + b
+  sgemm(rows, outF, inF, x.data, weight.data, data, false, true, false, bias === null ? null : bias.data);
   const out = result(data, [...x.shape.slice(0, -1), outF]);
   if (tracking(x, weight, bias)) {
     record(out, [x, weight, bias], (g) => {

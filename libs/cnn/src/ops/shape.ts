@@ -18,10 +18,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   assert(numelOf(dims) === x.numel, () => `reshape: cannot reshape ${fmt(x.shape)} (${x.numel} values) to ${fmt(shape)}`);
   const out = result(x.data, dims);
   if (tracking(x)) {
-    record(out, [x], (g) => {
-      const gx = x.gradSink();
-      for (let i = 0; i < g.length; i++) gx[i] += g[i];
-    });
+    // The gradient passes through unchanged: x takes the buffer (no copy when it has none yet).
+    record(out, [x], (g) => x.takeGrad(g));
   }
   return out;
 }

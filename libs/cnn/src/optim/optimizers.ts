@@ -2,6 +2,7 @@
 // maximize=False). They read `p.grad`, update `p.data` in place and allocate nothing per step; the state
 // lives in flat Float32Arrays named `${param}.momentum_buffer`, `${param}.exp_avg`, `${param}.exp_avg_sq`.
 
+import { adamWasm, sgdMomentumWasm } from '../kernels/wasm/optim.ts';
 import type { NamedArray, Param } from '../types.ts';
 import { describeValue, FieldChecker, isPlainObject, OptimizerSpecError } from '../model/check.ts';
 import { loadNamedArrays } from '../model/params.ts';
@@ -119,6 +120,7 @@ function checkParams(params: readonly Param[]): void {
  * the general loop in `createSgd` ((1 − 0)·g is g exactly), in a loop V8 keeps tight.
  */
 function heavyBallStep(p: Float32Array, grad: Float32Array, buf: Float32Array, lr: number, momentum: number): void {
+  if (sgdMomentumWasm(p, grad, buf, lr, momentum)) return;
   for (let i = 0; i < p.length; i++) {
     const b = Math.fround(momentum * buf[i] + grad[i]);
     buf[i] = b;
@@ -192,11 +194,14 @@ function createAdam(spec: Extract<Required<OptimizerSpec>, { type: 'adam' | 'ada
       const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
       const decay = decoupled ? 1 - lr * weightDecay : 1;
       const l2 = decoupled ? 0 : weightDecay;
+      const constants = { decay, l2, beta1, beta2, stepSize, bias2Sqrt, eps };
       for (let k = 0; k < params.length; k++) {
         const p = params[k].data;
         const grad = params[k].grad;
         const m = expAvg[k].data;
         const v = expAvgSq[k].data;
+        // The WebAssembly loop gives the same bytes (p·1 is p, so it always applies the decay).
+        if (adamWasm(p, grad, m, v, constants)) continue;
         for (let i = 0; i < p.length; i++) {
           if (decay !== 1) p[i] *= decay;
           const g = grad[i] + l2 * p[i];

@@ -139,9 +139,16 @@ export const i32x4 = {
 };
 
 export const f64x2 = {
+  splat: (v: Code): Code => [v, simd(0x14)],
   /** The two low f32 lanes widened to f64. */
   promoteLow: (v: Code): Code => [v, simd(0x5f)],
+  /** Both lanes rounded to f32, in the two low lanes of an f32x4 (the high two are zero). */
+  demoteZero: (v: Code): Code => [v, simd(0x5e)],
   add: (a: Code, b: Code): Code => [a, b, simd(0xf0)],
+  sub: (a: Code, b: Code): Code => [a, b, simd(0xf1)],
+  mul: (a: Code, b: Code): Code => [a, b, simd(0xf2)],
+  div: (a: Code, b: Code): Code => [a, b, simd(0xf3)],
+  sqrt: (v: Code): Code => [v, simd(0xef)],
   extractLane: (v: Code, lane: number): Code => [v, simd(0x21), lane],
 };
 

@@ -11,9 +11,11 @@
 // NR consecutive outputs of one tap are NR consecutive floats, a plain vector load, with no
 // junk columns to compute and throw away.
 //   forward:         out[co][p] = b[co] + Σ_tap w[co][tap] · xe[off(tap) + p]
-//   backward-input:  the forward of dY padded by k − 1 − pad with the filter flipped and its
-//                    channel axes swapped (the adjoint of a stride-1 convolution is one)
-//   backward-weight: dW[co][tap] += Σ_p dY[co][p] · xe[off(tap) + p]
+//   backward-input:  the adjoint of the forward: dxe[off(tap) + p] += Σ_co w[co][tap] · dY[co][p]
+//                    (a GEMM whose C rows are scattered to the tap offsets), then the kw shifted
+//                    copies of dxe are added back onto dX (the adjoint of the expansion); filters
+//                    narrower than MR use Wᵀ·dY into a column matrix and col2im instead
+//   backward-weight: dW[co][tap] += Σ_p dY[co][p] · xe[off(tap) + p], over chunks of samples
 
 import type { Conv2dDims } from '../conv.ts';
 import type { Blocking } from './module.ts';
@@ -21,6 +23,8 @@ import { type WasmKernels, beginLayout, layoutTop, region, reserve, wasmKernels 
 
 /** Bytes of expanded input a block of filter taps may span (most of a 32 KB L1 data cache). */
 const L1_BYTES = 24 * 1024;
+/** Bytes of expanded samples the weight gradient sums over per tile (they stay in L2). */
+const WGRAD_CHUNK_BYTES = 96 * 1024;
 
 function head(a: Float32Array, n: number): Float32Array {
   return a.length === n ? a : a.subarray(0, n);
@@ -77,6 +81,12 @@ function packFilter(k: WasmKernels, MR: number, at: number, groups: number, rows
   return 4 * panelRows * taps;
 }
 
+/**
+ * Called after each sample's convolution with the address of its cOut output planes (pPad floats
+ * apart), which the next sample overwrites: the output grid then holds one sample only.
+ */
+type SampleHook = (s: number, at: number, pPad: number) => void;
+
 /** A stride-1 convolution as the kernels see it: the expanded input's and the output's geometry. */
 interface ForwardPlan {
   n: number;
@@ -98,11 +108,11 @@ interface ForwardPlan {
 
 /**
  * out (flat n × cOut × p) = (out +, when `accumulate`) the convolution of the dense input at `xAt`
- * with the packed filter at `wAt` (`wPanel` bytes per group), output pre-filled at `gridAt`
- * (rows pPad apart). Each sample is expanded into a buffer that stays in cache, then convolved
+ * with the packed filter at `wAt` (`wPanel` bytes per group) and the bias at `bAt` (−1: none),
+ * output at `gridAt` (rows pPad apart). Each sample is expanded into a buffer that stays in cache, then convolved
  * with its taps taken in blocks whose expanded rows fit in L1.
  */
-function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array | null, accumulate: boolean): number {
+function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, bAt: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array | null, accumulate: boolean, gridOnly: boolean, perSample: SampleHook | null): number {
   const { fn } = kern;
   const { n, cIn, cOut, groups, h, w, kh, kw, padH, padW, outW, p } = c;
   const cInG = cIn / groups;
@@ -112,12 +122,18 @@ function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'],
   // Taps per block: whole input channels whose expanded planes fit in L1_BYTES.
   const kcTaps = Math.max(1, Math.floor(L1_BYTES / (4 * plane))) * kh * kw;
   for (let s = 0; s < n; s++) {
+    // The sample's output starts from the bias (or zero) just before its sums: still in cache.
+    const sampleOut = perSample === null ? gridAt + 4 * s * cOut * pPad : gridAt;
+    if (bAt < 0) fn.zero(sampleOut, 4 * cOut * pPad);
+    else fn.fill_bias(sampleOut, 1, cOut, 4 * pPad, bAt);
     fn.expand(xAt + 4 * s * cIn * h * w, xeAt, cIn, h, w, kw, padH, padW, outW, 4 * slack);
     for (let g = 0; g < groups; g++) {
-      fwd(1, cOutG, taps, kcTaps, wAt + g * wPanel, xeAt + 4 * g * cInG * plane, 0, tabAt, gridAt + 4 * (s * cOut + g * cOutG) * pPad, 0, 4 * pPad);
+      fwd(1, cOutG, taps, kcTaps, wAt + g * wPanel, xeAt + 4 * g * cInG * plane, 0, tabAt, sampleOut + 4 * g * cOutG * pPad, 0, 4 * pPad);
     }
+    perSample?.(s, sampleOut, pPad);
   }
   const size = n * cOut * p;
+  if (gridOnly || perSample !== null) return gridAt;
   if (!accumulate && pPad === p) {
     out?.set(kern.f32.subarray(gridAt >> 2, (gridAt >> 2) + size));
     return gridAt;
@@ -133,15 +149,17 @@ export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Ar
   const kern = wasmKernels();
   if (kern === null || !supported(d)) return false;
   beginLayout();
-  return forwardCore(kern, x, w, b, d, out, accumulate, 0) !== -1;
+  return forwardCore(kern, x, w, b, d, out, accumulate, 0) !== null;
 }
 
 /**
  * The forward convolution laid out from the current layout top; `out` (may be null: the result
- * stays in memory) receives it. Returns the byte address of the dense n × cOut × outH·outW result
- * (followed by `denseSlack` readable floats), or −1 when the memory limit is reached.
+ * stays in memory) receives it. Returns the byte address `at` of the n × cOut result planes, each
+ * outH·outW floats, planes `stride` floats apart (outH·outW: dense, followed by `denseSlack`
+ * readable floats; with `gridOnly` and no `out`, the micro-kernel's padded rows may be returned
+ * as they are), or null when the memory limit is reached.
  */
-function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Float32Array | null, d: Conv2dDims, out: Float32Array | null, accumulate: boolean, denseSlack: number): number {
+function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Float32Array | null, d: Conv2dDims, out: Float32Array | null, accumulate: boolean, denseSlack: number, gridOnly = false, perSample: SampleHook | null = null): { at: number; stride: number } | null {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
   const cOutG = cOut / groups;
   const { b: blocking, fwd } = blockingFor(kern, cOutG);
@@ -155,21 +173,16 @@ function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Flo
   const tabAt = region(taps);
   const wAt = region(groups * roundUp(cOutG, blocking.mr) * taps);
   const bAt = region(cOut);
-  const gridAt = region(n * cOut * pPad, denseSlack);
-  const denseAt = accumulate || pPad !== p ? region(n * cOut * p, denseSlack) : gridAt;
-  if (!reserve(kern)) return -1;
-  const { fn } = kern;
+  const gridAt = region((perSample === null ? n : 1) * cOut * pPad, denseSlack);
+  const denseAt = perSample === null && (accumulate || pPad !== p) ? region(n * cOut * p, denseSlack) : gridAt;
+  if (!reserve(kern)) return null;
   kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
   writeTaps(kern, tabAt, cIn / groups, kh, kw, h + 2 * padH, outW);
   const wPanel = packFilter(kern, blocking.mr, wAt, groups, cOutG, taps, (g, co, t) => w[(g * cOutG + co) * taps + t]);
-  if (b === null) {
-    fn.zero(gridAt, n * cOut * pPad * 4);
-  } else {
-    kern.f32.set(head(b, cOut), bAt >> 2);
-    fn.fill_bias(gridAt, n, cOut, pPad * 4, bAt);
-  }
+  if (b !== null) kern.f32.set(head(b, cOut), bAt >> 2);
   const plan = { n, cIn, cOut, groups, h, w: width, kh, kw, padH, padW, outW, p };
-  return forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, gridAt, pPad, denseAt, out, accumulate);
+  const grid = gridOnly && out === null && !accumulate;
+  return { at: forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, b === null ? -1 : bAt, gridAt, pPad, denseAt, out, accumulate, grid, perSample), stride: grid ? pPad : p };
 }
 
 /**
@@ -196,6 +209,65 @@ function gradOutSlack(kern: WasmKernels, d: Conv2dDims): number {
 
 /** conv2dBackwardInputWasm on a gradient already in memory at `gAt`; lays out from the current top. */
 function backwardInputCore(kern: WasmKernels, gAt: number, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
+  return d.kw >= kern.shape.main.mr ? backwardInputExpanded(kern, gAt, w, gradX, d) : backwardInputCol(kern, gAt, w, gradX, d);
+}
+
+/**
+ * The input gradient through the column-expanded image, the adjoint of the forward: per sample
+ * and group, every filter tap's row of Wᵀ·dY is added straight into the expanded-gradient plane
+ * it was read from (gemm_scatter, at the forward's tap offsets), then the kw shifted copies are
+ * added back onto the image (the adjoint of `expand`). No column matrix, no col2im. Needs
+ * kw ≥ MR so that the MR taps of one micro-kernel panel never write the same floats.
+ */
+function backwardInputExpanded(kern: WasmKernels, gAt: number, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
+  const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const { mr: MR, nv } = kern.shape.main;
+  const NR = 4 * nv;
+  const cInG = cIn / groups;
+  const cOutG = cOut / groups;
+  const taps = cInG * kh * kw;
+  const p = outH * outW;
+  const pPad = roundUp(p, NR);
+  const hp = h + 2 * padH;
+  const plane = expandedPlane(kw, hp, outW);
+  const xSize = n * cIn * h * width;
+  const wAt = region(cOut * taps);
+  // dY with rows padded to pPad by zeros, so the padding columns add nothing.
+  const gpAt = pPad === p ? gAt : region(n * cOut * pPad);
+  const tabAt = region(taps);
+  const dxeAt = region(cInG * plane, pPad - p);
+  const gxAt = region(xSize);
+  if (!reserve(kern)) return false;
+  const { fn } = kern;
+  kern.f32.set(head(w, cOut * taps), wAt >> 2);
+  kern.f32.set(head(gradX, xSize), gxAt >> 2);
+  if (gpAt !== gAt) {
+    fn.zero(gpAt, 4 * n * cOut * pPad);
+    fn.copy2d(gAt, 4 * p, 0, gpAt, 4 * pPad, 0, n * cOut, 1, p, 0);
+  }
+  writeTaps(kern, tabAt, cInG, kh, kw, hp, outW);
+  const dxeBytes = 4 * (cInG * plane + pPad - p);
+  for (let s = 0; s < n; s++) {
+    for (let g = 0; g < groups; g++) {
+      fn.zero(dxeAt, dxeBytes);
+      // dxe[off(tap) + pos] += Σ_co W[co][tap] · dY[co][pos]: A(tap, co) = w[co][tap], B(co, pos) = dY.
+      fn.gemm_scatter(taps, pPad, cOutG, wAt + 4 * g * cOutG * taps, 4 * MR, 4 * taps, gpAt + 4 * (s * cOut + g * cOutG) * pPad, 4 * NR, 4 * pPad, dxeAt, tabAt);
+      const gx = gxAt + 4 * (s * cIn + g * cInG) * h * width;
+      for (let kx = 0; kx < kw; kx++) {
+        // Output columns whose input column ox + kx − padW lies inside [0, w), as in `expand`.
+        const ox0 = Math.max(0, padW - kx);
+        const ox1 = Math.min(outW, width + padW - kx);
+        if (ox1 <= ox0) continue;
+        fn.copy2d(dxeAt + 4 * ((kx * hp + padH) * outW + ox0), 4 * plane, 4 * outW, gx + 4 * (ox0 + kx - padW), 4 * h * width, 4 * width, cInG, h, ox1 - ox0, 1);
+      }
+    }
+  }
+  gradX.set(kern.f32.subarray(gxAt >> 2, (gxAt >> 2) + xSize));
+  return true;
+}
+
+/** The input gradient through a column matrix and col2im, for filters narrower than MR. */
+function backwardInputCol(kern: WasmKernels, gAt: number, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
   const { mr: MR, nv } = kern.shape.main;
   const NR = 4 * nv;
@@ -248,8 +320,12 @@ function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gra
   const len = roundUp(p, 4);
   const slack = len - p + 4;
   const wSize = cOut * taps;
+  // Samples are expanded in chunks that stay in L2; each weight-gradient tile then sums over the
+  // whole chunk on accumulators held in registers (in sample order, as one sample at a time would).
+  const xeStride = roundUp(cIn * plane + slack, 16);
+  const chunk = Math.max(1, Math.min(n, Math.floor(WGRAD_CHUNK_BYTES / (4 * xeStride))));
   const xAt = region(n * cIn * h * width);
-  const xeAt = region(cIn * plane, slack);
+  const xeAt = region(chunk * xeStride);
   const tabAt = region(taps);
   const gpAt = len === p ? gAt : region(n * cOut * len);
   const accAt = region(4 * wSize);
@@ -264,10 +340,11 @@ function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gra
   }
   fn.zero(accAt, 16 * wSize);
   const wgrad = wgradFor(kern, cOutG);
-  for (let s = 0; s < n; s++) {
-    fn.expand(xAt + 4 * s * cIn * h * width, xeAt, cIn, h, width, kw, padH, padW, outW, 4 * slack);
+  for (let s0 = 0; s0 < n; s0 += chunk) {
+    const ns = Math.min(chunk, n - s0);
+    for (let s = 0; s < ns; s++) fn.expand(xAt + 4 * (s0 + s) * cIn * h * width, xeAt + 4 * s * xeStride, cIn, h, width, kw, padH, padW, outW, 4 * slack);
     for (let g = 0; g < groups; g++) {
-      wgrad(1, cOutG, taps, gpAt + 4 * (s * cOut + g * cOutG) * len, 0, 4 * len, 4 * len, xeAt + 4 * g * cInG * plane, 0, tabAt, accAt + 16 * g * cOutG * taps);
+      wgrad(ns, cOutG, taps, gpAt + 4 * (s0 * cOut + g * cOutG) * len, 4 * cOut * len, 4 * len, 4 * len, xeAt + 4 * g * cInG * plane, 4 * xeStride, tabAt, accAt + 16 * g * cOutG * taps);
     }
   }
   kern.f32.set(head(gradW, wSize), gwAt >> 2);
@@ -299,11 +376,11 @@ export function conv2dReluForwardWasm(x: Float32Array, w: Float32Array, b: Float
   const planes = d.n * d.cOut;
   const size = planes * d.outH * d.outW;
   beginLayout();
-  const yAt = forwardCore(kern, x, w, b, d, null, false, 4);
-  if (yAt === -1) return false;
-  kern.fn.relu_fwd(yAt, yAt, size);
   if (!pool) {
-    out.set(kern.f32.subarray(yAt >> 2, (yAt >> 2) + size));
+    const y = forwardCore(kern, x, w, b, d, null, false, 4);
+    if (y === null) return false;
+    kern.fn.relu_fwd(y.at, y.at, size);
+    out.set(kern.f32.subarray(y.at >> 2, (y.at >> 2) + size));
     return true;
   }
   const ph = d.outH >> 1;
@@ -311,8 +388,12 @@ export function conv2dReluForwardWasm(x: Float32Array, w: Float32Array, b: Float
   const pooled = planes * ph * pw;
   const poolAt = region(pooled);
   const argAt = argmax === null ? 0 : region(pooled);
-  if (!reserve(kern)) return false;
-  kern.fn.maxpool2x2(yAt, poolAt, argAt, planes, d.outH, d.outW, ph, pw, 1, argmax === null ? 0 : 1);
+  // Each sample's output is pooled (rectified as it is loaded) while it is still in cache.
+  const perSample: SampleHook = (s, at, pPad) => {
+    const o = 4 * s * d.cOut * ph * pw;
+    kern.fn.maxpool2x2_relu(at, poolAt + o, argAt + o, d.cOut, d.outH, d.outW, ph, pw, 1, argmax === null ? 0 : 1, pPad, s * d.cOut * d.outH * d.outW);
+  };
+  if (forwardCore(kern, x, w, b, d, null, false, 4, false, perSample) === null) return false;
   out.set(kern.f32.subarray(poolAt >> 2, (poolAt >> 2) + pooled));
   if (argmax !== null) argmax.set(kern.i32.subarray(argAt >> 2, (argAt >> 2) + pooled));
   return true;

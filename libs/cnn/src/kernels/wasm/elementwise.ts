@@ -64,7 +64,7 @@ export function maxPool2dForwardWasm(x: Float32Array, out: Float32Array, argmax:
   const argAt = argmax === null ? 0 : region(outSize);
   if (!reserve(kern)) return false;
   kern.f32.set(head(x, inSize), xAt >> 2);
-  kern.fn.maxpool2x2(xAt, outAt, argAt, planes, h, w, outH, outW, sign, argmax === null ? 0 : 1);
+  kern.fn.maxpool2x2(xAt, outAt, argAt, planes, h, w, outH, outW, sign, argmax === null ? 0 : 1, h * w, 0);
   out.set(kern.f32.subarray(outAt >> 2, (outAt >> 2) + outSize));
   if (argmax !== null) argmax.set(kern.i32.subarray(argAt >> 2, (argAt >> 2) + outSize));
   return true;

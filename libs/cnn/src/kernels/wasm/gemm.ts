@@ -14,8 +14,9 @@ function head(a: Float32Array, n: number): Float32Array {
 }
 
 /**
- * Same contract as `sgemm`: C[m×n] (+)= op(A)[m×k] · op(B)[k×n], row-major. Returns false (and
- * does nothing) when the WebAssembly kernels are unavailable, so the caller runs the JS kernel.
+ * Same contract as `sgemm`: C[m×n] (+)= op(A)[m×k] · op(B)[k×n] (+ bias[n] on every row),
+ * row-major. Returns false (and does nothing) when the WebAssembly kernels are unavailable, so
+ * the caller runs the JS kernel.
  */
 export function sgemmWasm(
   m: number,
@@ -27,6 +28,7 @@ export function sgemmWasm(
   transA: boolean,
   transB: boolean,
   accumulate: boolean,
+  bias: Float32Array | null = null,
 ): boolean {
   const kern = wasmKernels();
   if (kern === null || m === 0 || n === 0 || k === 0) return false;
@@ -41,6 +43,7 @@ export function sgemmWasm(
   const bpAt = transB ? region(nPad * k) : 0;
   const cAt = region(m * nPad);
   const cDenseAt = nPad === n ? cAt : region(m * n);
+  const biasAt = bias === null ? 0 : region(n);
   if (!reserve(kern)) return false;
   const { fn } = kern;
   kern.f32.set(head(a, m * k), aAt >> 2);
@@ -72,6 +75,11 @@ export function sgemmWasm(
     if (cDenseAt !== cAt) fn.copy2d(cDenseAt, 0, 4 * n, cAt, 0, 4 * nPad, 1, m, n, 0);
   } else {
     fn.zero(cAt, m * nPad * 4);
+    if (bias !== null) {
+      // Every row of C starts from the bias: the sums then run ((b + a0·b0) + a1·b1) + ….
+      kern.f32.set(head(bias, n), biasAt >> 2);
+      fn.copy2d(biasAt, 0, 0, cAt, 0, 4 * nPad, 1, m, n, 0);
+    }
   }
   fn.gemm(m, nPad, k, aBase, aPanel, as, bBase, bPanel, bs, cAt, 4 * nPad);
   if (cDenseAt !== cAt) fn.copy2d(cAt, 0, 4 * nPad, cDenseAt, 0, 4 * n, 1, m, n, 0);

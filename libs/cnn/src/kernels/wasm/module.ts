@@ -1,12 +1,18 @@
 // The WebAssembly SIMD kernels, generated as a module (see ./asm.ts for the notation).
 //
-// Everything is one register-blocked micro-kernel in two flavours:
+// Everything is one register-blocked micro-kernel in three flavours:
 //   C[mr × NR] += A-panel[k × MR] · B[k × NR]   (NR = 4·nv columns, mr ≤ MR rows)
 // The A panel holds MR consecutive rows of A interleaved per k (`as` bytes per k step), each
 // value broadcast to the four lanes; the B row of step k is NR consecutive floats at
 //   - strided: b + k·bs (a row-major matrix read in place, or a packed panel),
 //   - table:   b + tab[k] (an "implicit im2col": tab holds the offset of every filter tap into a
-//     column-expanded image, see ./conv.ts, so the row is NR consecutive output positions).
+//     column-expanded image, see ./conv.ts, so the row is NR consecutive output positions),
+//   - scatter: strided B, but row r of C at c + ctab[r] (the adjoint of `table`: a convolution's
+//     input gradient added straight into the column-expanded image).
+// 4 × 8 (MR × NR) is the largest tile V8 keeps in registers: 8 accumulators, 2 B vectors, the
+// broadcast A value and a product; larger tiles (5×8, 6×8, 3×12, 4×12) spill and run slower, and
+// so does unrolling the k loop. Without fused multiply-add (relaxed SIMD needs a flag on Node 20)
+// this runs at about 30 GFLOP/s per core here when its operands are in L1.
 // The accumulators start from C (so the caller pre-fills C with zeros, the bias, or the values
 // to accumulate onto) and sum strictly in k order: every output element is
 // ((c + a0·b0) + a1·b1) + … in float32, one multiply and one add per term. The order depends
@@ -14,8 +20,8 @@
 //
 // The weight gradient of a convolution is a reduction over output positions instead:
 //   acc[co][tap] (4 lanes) += dY[co][p..p+3] · xe[off(tap) + p..p+3]
-// with four partial sums per element (lane l sums the positions ≡ l mod 4, in order) that
-// `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
+// with four partial sums per element (lane l sums the positions ≡ l mod 4, in order, sample after
+// sample) that `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
 
 import { type Code, type Local, ModuleWriter, bits, call, doWhile, f32, f32x4, f64, f64x2, forRange, get, i32, i32x4, ifThen, memoryFill, set, tee, v128 } from './asm.ts';
 
@@ -51,6 +57,11 @@ export interface KernelExports {
    * B: panels of NR columns, panel j at b + j·bPanel, `bs` bytes per k. nPad is a multiple of NR.
    */
   gemm(m: number, nPad: number, k: number, a: number, aPanel: number, as: number, b: number, bPanel: number, bs: number, c: number, ldc: number): void;
+  /**
+   * `gemm` with row i of C at c + ctab[i] (byte offsets, i32) instead of c + i·ldc. Rows of one
+   * MR-row panel must not overlap; rows of different panels may (they are summed onto in turn).
+   */
+  gemm_scatter(m: number, nPad: number, k: number, a: number, aPanel: number, as: number, b: number, bPanel: number, bs: number, c: number, ctab: number): void;
   /**
    * Per sample s < ns: out_s[co][p] += Σ_t w[co][t] · x_s[tab[t] + p] for p < ldc/4 (a multiple
    * of NR), taps in blocks of kcTaps. w is packed in panels of MR channels ([panel][t][MR]);
@@ -99,10 +110,27 @@ export interface KernelExports {
   relu_fwd(src: number, dst: number, count: number): void;
   /** gx += x > 0 ? g : g·0, over ⌈count/4⌉ whole vectors. */
   relu_bwd(x: number, g: number, gx: number, count: number): void;
-  /** 2×2 stride-2 max (sign 1) / min (sign −1) pooling of planes × h × w into planes × outH × outW (outW ≥ 4); argmax as flat input indices when withArg ≠ 0. */
-  maxpool2x2(x: number, out: number, arg: number, planes: number, h: number, w: number, outH: number, outW: number, sign: number, withArg: number): void;
+  /**
+   * 2×2 stride-2 max (sign 1) / min (sign −1) pooling of planes × h × w into planes × outH × outW
+   * (outW ≥ 4); argmax, when withArg ≠ 0, as idxBase + the flat index into the dense
+   * planes × h × w input. Input planes start `planeStride` floats apart (h·w when dense).
+   */
+  maxpool2x2(x: number, out: number, arg: number, planes: number, h: number, w: number, outH: number, outW: number, sign: number, withArg: number, planeStride: number, idxBase: number): void;
+  /** `maxpool2x2` of relu(x): every value rectified (`v > 0 ? v : 0`) as it is loaded. */
+  maxpool2x2_relu(x: number, out: number, arg: number, planes: number, h: number, w: number, outH: number, outW: number, sign: number, withArg: number, planeStride: number, idxBase: number): void;
   /** dst[ch] += Σ over ns samples and `spatial` positions of g[s][ch][·], in float64. */
   bias_grad(g: number, dst: number, ns: number, c: number, spatial: number): void;
+  /**
+   * SGD heavy-ball step over ⌈count/4⌉ whole vectors, with JS's float64 arithmetic and float32
+   * roundings: b = f32(momentum·buf + g); buf = b; p = f32(p − lr·b).
+   */
+  sgd_momentum(p: number, g: number, buf: number, count: number, lr: number, momentum: number): void;
+  /**
+   * Adam / AdamW step over ⌈count/4⌉ whole vectors, float64 arithmetic and float32 roundings as in
+   * optim/optimizers.ts: p = f32(p·decay); g' = g + l2·p; m = f32(β1·m + (1−β1)·g');
+   * v = f32(β2·v + (1−β2)·g'·g'); p = f32(p − stepSize·m / (√v / bias2Sqrt + eps)).
+   */
+  adam(p: number, g: number, m: number, v: number, count: number, decay: number, l2: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, stepSize: number, bias2Sqrt: number, eps: number): void;
 }
 
 /** Micro-kernels and drivers of one blocking; exports suffixed with `suffix`. */
@@ -110,15 +138,23 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
   const { mr: MR, nv: NV, wmr: WMR, wnt: WNT } = blocking;
   const NR = 4 * NV;
   // micro[flavour][rows]: the C[rows × NR] micro-kernel, rows in 1..MR.
-  const micro = (table: boolean, rows: number): number =>
+  // Flavours: 'strided' and 'table' as above; 'scatter' reads B strided but finds the C row of
+  // row r at c + ctab[r] (ldc is then the address of ctab): the adjoint of the table flavour, which
+  // adds a column-gradient row straight into a column-expanded image (see ./conv.ts).
+  const micro = (flavour: 'strided' | 'table' | 'scatter', rows: number): number =>
     mw.func(null, ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], [], ([kc, ap, as, bp, bs, c, ldc], f) => {
+      const table = flavour === 'table';
       const acc = Array.from({ length: rows }, () => f.localsOf('v128', NV));
       const bv = f.localsOf('v128', NV);
       const a = f.local('v128');
       const crow = f.localsOf('i32', rows);
       const baddr = table ? f.local('i32') : bp;
-      const code: Code[] = [set(crow[0], get(c))];
-      for (let r = 1; r < rows; r++) code.push(set(crow[r], i32.add(get(crow[r - 1]), get(ldc))));
+      const code: Code[] = [];
+      if (flavour === 'scatter') for (let r = 0; r < rows; r++) code.push(set(crow[r], i32.add(get(c), i32.load(get(ldc), 4 * r))));
+      else {
+        code.push(set(crow[0], get(c)));
+        for (let r = 1; r < rows; r++) code.push(set(crow[r], i32.add(get(crow[r - 1]), get(ldc))));
+      }
       for (let r = 0; r < rows; r++) for (let v = 0; v < NV; v++) code.push(set(acc[r][v], v128.load(get(crow[r]), 16 * v)));
       const step: Code[] = [];
       if (table) step.push(set(baddr, i32.add(get(bp), i32.load(get(bs)))));
@@ -135,9 +171,11 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
     });
   const strided = [0];
   const tabled = [0];
+  const scattered = [0];
   for (let r = 1; r <= MR; r++) {
-    strided.push(micro(false, r));
-    tabled.push(micro(true, r));
+    strided.push(micro('strided', r));
+    tabled.push(micro('table', r));
+    if (withGemm) scattered.push(micro('scatter', r));
   }
 
   /** Calls kernels[rows](...args) for a runtime `rows` in 1..kernels.length-1. */
@@ -161,6 +199,30 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
             set(ct, i32.add(get(ct), i32.mul(get(ldc), i32.c(MR)))),
           ]),
           dispatch(strided.slice(0, MR), rem, args()),
+          set(bp, i32.add(get(bp), get(bPanel))),
+        ]),
+      ];
+    });
+
+    // gemm with row i of C at c + ctab[i] (bytes): rows may overlap in memory as long as no two
+    // rows of one MR-row panel do; each panel's rows are read, summed onto and written back in turn.
+    mw.func(`gemm_scatter${suffix}`, Array(11).fill('i32'), [], ([m, nPad, k, a, aPanel, as, b, bPanel, bs, c, ctab], f) => {
+      const [i0, j0, ap, bp, ct, tp, mFull, rem] = f.localsOf('i32', 8);
+      const args = (): Code[] => [get(k), get(ap), get(as), get(bp), get(bs), get(ct), get(tp)];
+      return [
+        set(mFull, i32.sub(get(m), i32.remU(get(m), i32.c(MR)))),
+        set(rem, i32.sub(get(m), get(mFull))),
+        set(bp, get(b)),
+        forRange(j0, i32.c(0), get(nPad), i32.c(NR), [
+          set(ap, get(a)),
+          set(tp, get(ctab)),
+          set(ct, i32.add(get(c), i32.shl(get(j0), i32.c(2)))),
+          forRange(i0, i32.c(0), get(mFull), i32.c(MR), [
+            call(scattered[MR], ...args()),
+            set(ap, i32.add(get(ap), get(aPanel))),
+            set(tp, i32.add(get(tp), i32.c(4 * MR))),
+          ]),
+          dispatch(scattered.slice(0, MR), rem, args()),
           set(bp, i32.add(get(bp), get(bPanel))),
         ]),
       ];
@@ -196,7 +258,7 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
 
   // wg[rows][taps]: weight-gradient tiles of rows ≤ WMR channels × taps ≤ WNT filter taps.
   const wgrad = (rows: number, nt: number): number =>
-    mw.func(null, Array(7).fill('i32'), [], ([len, dy, dyPlane, x, tab, acc, accRow], f) => {
+    mw.func(null, Array(10).fill('i32'), [], ([len, dy, dyPlane, x, tab, acc, accRow, ns, dyStride, xStride], f) => {
       const sums = Array.from({ length: rows }, () => f.localsOf('v128', nt));
       const xv = f.localsOf('v128', nt);
       const d = f.local('v128');
@@ -215,7 +277,11 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
         step.push(set(d, v128.load(i32.add(get(dr[r]), get(p)))));
         for (let t = 0; t < nt; t++) step.push(set(sums[r][t], f32x4.add(get(sums[r][t]), f32x4.mul(get(d), get(xv[t])))));
       }
-      code.push(doWhile(step, i32.ltS(tee(p, i32.add(get(p), i32.c(16))), get(len))));
+      // Samples one after another on the same accumulators (kept in registers), ns ≥ 1.
+      const nextSample: Code[] = [];
+      for (let r = 0; r < rows; r++) nextSample.push(set(dr[r], i32.add(get(dr[r]), get(dyStride))));
+      for (let t = 0; t < nt; t++) nextSample.push(set(xo[t], i32.add(get(xo[t]), get(xStride))));
+      code.push(doWhile([set(p, i32.c(0)), doWhile(step, i32.ltS(tee(p, i32.add(get(p), i32.c(16))), get(len))), nextSample], tee(ns, i32.sub(get(ns), i32.c(1)))));
       for (let r = 0; r < rows; r++) for (let t = 0; t < nt; t++) code.push(v128.store(get(ar[r]), get(sums[r][t]), 16 * t));
       return code;
     });
@@ -226,21 +292,23 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
   }
 
   mw.func(`conv_wgrad${suffix}`, Array(11).fill('i32'), [], ([ns, cOut, taps, dy, dyStride, dyPlane, len, x, xStride, tab, acc], f) => {
-    const [s, co0, t0, rows, nt, dys, xs] = f.localsOf('i32', 7);
+    const [co0, t0, rows, nt] = f.localsOf('i32', 4);
     const args = (): Code[] => [
       get(len),
-      i32.add(get(dys), i32.mul(get(co0), get(dyPlane))),
+      i32.add(get(dy), i32.mul(get(co0), get(dyPlane))),
       get(dyPlane),
-      get(xs),
+      get(x),
       i32.add(get(tab), i32.shl(get(t0), i32.c(2))),
       i32.add(get(acc), i32.shl(i32.add(i32.mul(get(co0), get(taps)), get(t0)), i32.c(4))),
       i32.shl(get(taps), i32.c(4)),
+      get(ns),
+      get(dyStride),
+      get(xStride),
     ];
     const edges: Code[] = [];
     for (let r = 1; r <= WMR; r++) for (let t = 1; t <= WNT; t++) if (r !== WMR || t !== WNT) edges.push(ifThen(i32.and(i32.eq(get(rows), i32.c(r)), i32.eq(get(nt), i32.c(t))), call(wg[r][t], ...args())));
-    return forRange(s, i32.c(0), get(ns), i32.c(1), [
-      set(dys, i32.add(get(dy), i32.mul(get(s), get(dyStride)))),
-      set(xs, i32.add(get(x), i32.mul(get(s), get(xStride)))),
+    // Each tile runs over all ns samples before the next, on accumulators held in registers.
+    return ifThen(i32.gtS(get(ns), i32.c(0)), [
       forRange(co0, i32.c(0), get(cOut), i32.c(WMR), [
         set(rows, i32.minS(i32.c(WMR), i32.sub(get(cOut), get(co0)))),
         forRange(t0, i32.c(0), get(taps), i32.c(WNT), [
@@ -433,9 +501,12 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Arra
   // kernel's `v > best || v !== v` with its break on NaN.
   const EVEN = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
   const ODD = EVEN.map((b) => b + 4);
-  mw.func('maxpool2x2', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32'], [], ([x, out, arg, planes, h, w, outH, outW, sign, withArg], f) => {
+  // The `_relu` variant rectifies every value as it loads it (`v > 0 ? v : 0`, NaN to 0): it pools relu(x).
+  for (const rectify of [false, true]) mw.func(rectify ? 'maxpool2x2_relu' : 'maxpool2x2', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32', 'i32'], [], ([x, out, arg, planes, h, w, outH, outW, sign, withArg, planeStride, idxBase], f) => {
     const [pl, oy, ox, oc, row, idx, o] = f.localsOf('i32', 7);
     const [sv, lo, hi, best, bi, cand, take] = f.localsOf('v128', 7);
+    const load = (dst: Local, addr: Code, offset = 0): Code =>
+      rectify ? [set(dst, v128.load(addr, offset)), set(dst, bits.and(get(dst), f32x4.gt(get(dst), v128.zero())))] : set(dst, v128.load(addr, offset));
     const consider = (value: Code, index: Code): Code => [
       set(cand, f32x4.mul(value, get(sv))),
       set(take, bits.andNot(bits.or(f32x4.gt(get(cand), get(best)), f32x4.ne(get(cand), get(cand))), f32x4.ne(get(best), get(best)))),
@@ -447,19 +518,19 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Arra
       set(sv, f32x4.splat(get(sign))),
       forRange(pl, i32.c(0), get(planes), i32.c(1), [
         forRange(oy, i32.c(0), get(outH), i32.c(1), [
-          // Element index of the window row, its address, and the first output of the row.
-          set(idx, i32.mul(i32.add(i32.mul(get(pl), get(h)), i32.shl(get(oy), i32.c(1))), get(w))),
-          set(row, i32.add(get(x), i32.shl(get(idx), i32.c(2)))),
+          // Element index of the window row (dense), its address (planes planeStride apart), and the first output of the row.
+          set(idx, i32.add(get(idxBase), i32.mul(i32.add(i32.mul(get(pl), get(h)), i32.shl(get(oy), i32.c(1))), get(w)))),
+          set(row, i32.add(get(x), i32.shl(i32.add(i32.mul(get(pl), get(planeStride)), i32.mul(i32.shl(get(oy), i32.c(1)), get(w))), i32.c(2)))),
           set(o, i32.mul(i32.add(i32.mul(get(pl), get(outH)), get(oy)), get(outW))),
           forRange(ox, i32.c(0), get(outW), i32.c(4), [
             set(oc, i32.minS(get(ox), i32.sub(get(outW), i32.c(4)))),
-            set(lo, v128.load(rowAddr(0))),
-            set(hi, v128.load(rowAddr(0), 16)),
+            load(lo, rowAddr(0)),
+            load(hi, rowAddr(0), 16),
             set(best, f32x4.mul(bits.shuffle(get(lo), get(hi), EVEN), get(sv))),
             set(bi, i32x4.add(i32x4.splat(i32.add(get(idx), i32.shl(get(oc), i32.c(1)))), i32x4.c(0, 2, 4, 6))),
             consider(bits.shuffle(get(lo), get(hi), ODD), i32x4.add(get(bi), i32x4.c(1, 1, 1, 1))),
-            set(lo, v128.load(rowAddr(1))),
-            set(hi, v128.load(rowAddr(1), 16)),
+            load(lo, rowAddr(1)),
+            load(hi, rowAddr(1), 16),
             // bi may have moved to the odd lane: rebuild the row-1 indices from the even column.
             consider(bits.shuffle(get(lo), get(hi), EVEN), i32x4.add(i32x4.splat(i32.add(i32.add(get(idx), i32.shl(get(oc), i32.c(1))), get(w))), i32x4.c(0, 2, 4, 6))),
             consider(bits.shuffle(get(lo), get(hi), ODD), i32x4.add(i32x4.splat(i32.add(i32.add(get(idx), i32.shl(get(oc), i32.c(1))), get(w))), i32x4.c(1, 3, 5, 7))),
@@ -503,6 +574,67 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Arra
         ),
       ),
     ]);
+  });
+  // Optimizer steps: each f32x4 is split into two f64x2 halves, computed in float64 exactly as the
+  // JS loops do (same operations, same order, no fused multiply-add), rounded to f32 where the JS
+  // stores into a Float32Array, and joined back.
+  const lo = (v: Code): Code => f64x2.promoteLow(v);
+  const hi = (v: Code): Code => f64x2.promoteLow(bits.shuffle(v, v, HIGH));
+  const JOIN = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+  const join = (l: Code, h: Code): Code => bits.shuffle(f64x2.demoteZero(l), f64x2.demoteZero(h), JOIN);
+  /** x rounded to f32 and widened back (what reading back a Float32Array store gives). */
+  const round = (x: Code): Code => f64x2.promoteLow(f64x2.demoteZero(x));
+
+  mw.func('sgd_momentum', ['i32', 'i32', 'i32', 'i32', 'f64', 'f64'], [], ([p, g, buf, count, lr, momentum], f) => {
+    const [off, end] = f.localsOf('i32', 2);
+    const [vl, vm, gv, bl, bh, pv] = f.localsOf('v128', 6);
+    const half = (b: Local, take: (v: Code) => Code): Code => set(b, round(f64x2.add(f64x2.mul(get(vm), take(v128.load(i32.add(get(buf), get(off))))), take(get(gv)))));
+    return [
+      set(vl, f64x2.splat(get(lr))),
+      set(vm, f64x2.splat(get(momentum))),
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(gv, v128.load(i32.add(get(g), get(off)))),
+        half(bl, lo),
+        half(bh, hi),
+        v128.store(i32.add(get(buf), get(off)), join(get(bl), get(bh))),
+        set(pv, v128.load(i32.add(get(p), get(off)))),
+        v128.store(i32.add(get(p), get(off)), join(f64x2.sub(lo(get(pv)), f64x2.mul(get(vl), get(bl))), f64x2.sub(hi(get(pv)), f64x2.mul(get(vl), get(bh))))),
+      ]),
+    ];
+  });
+
+  mw.func('adam', ['i32', 'i32', 'i32', 'i32', 'i32', 'f64', 'f64', 'f64', 'f64', 'f64', 'f64', 'f64', 'f64', 'f64'], [], ([p, g, m, v, count, decay, l2, beta1, omb1, beta2, omb2, stepSize, bias2Sqrt, eps], f) => {
+    const [off, end] = f.localsOf('i32', 2);
+    const [cDecay, cL2, cB1, cO1, cB2, cO2, cStep, cBias, cEps] = f.localsOf('v128', 9);
+    const [pv, gv, mv, vv] = f.localsOf('v128', 4);
+    const [p1, gg, m1, v1] = f.localsOf('v128', 4);
+    const outs = [f.localsOf('v128', 2), f.localsOf('v128', 2), f.localsOf('v128', 2)]; // p, m, v per half
+    const half = (take: (x: Code) => Code, h: number): Code => [
+      set(p1, round(f64x2.mul(take(get(pv)), get(cDecay)))),
+      set(gg, f64x2.add(take(get(gv)), f64x2.mul(get(cL2), get(p1)))),
+      set(m1, round(f64x2.add(f64x2.mul(get(cB1), take(get(mv))), f64x2.mul(get(cO1), get(gg))))),
+      set(v1, round(f64x2.add(f64x2.mul(get(cB2), take(get(vv))), f64x2.mul(f64x2.mul(get(cO2), get(gg)), get(gg))))),
+      set(outs[0][h], f64x2.sub(get(p1), f64x2.div(f64x2.mul(get(cStep), get(m1)), f64x2.add(f64x2.div(f64x2.sqrt(get(v1)), get(cBias)), get(cEps))))),
+      set(outs[1][h], get(m1)),
+      set(outs[2][h], get(v1)),
+    ];
+    const at = (base: Local): Code => i32.add(get(base), get(off));
+    return [
+      ...([[cDecay, decay], [cL2, l2], [cB1, beta1], [cO1, omb1], [cB2, beta2], [cO2, omb2], [cStep, stepSize], [cBias, bias2Sqrt], [cEps, eps]] as const).map(([c, x]) => set(c, f64x2.splat(get(x)))),
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(pv, v128.load(at(p))),
+        set(gv, v128.load(at(g))),
+        set(mv, v128.load(at(m))),
+        set(vv, v128.load(at(v))),
+        half(lo, 0),
+        half(hi, 1),
+        v128.store(at(p), join(get(outs[0][0]), get(outs[0][1]))),
+        v128.store(at(m), join(get(outs[1][0]), get(outs[1][1]))),
+        v128.store(at(v), join(get(outs[2][0]), get(outs[2][1]))),
+      ]),
+    ];
   });
   return mw.bytes();
 }

@@ -12,3 +12,10 @@ export { generateDataset, generateFromDigits, gatherTargets, VisionSampleRendere
 export type { GeneratedDataset, GeneratedDatasetName, GenerateOptions, VisionTargets, VisionTask } from './generated/datasets.ts';
 export { resizeDigit, pasteDigit, DIGIT_SIDE } from './generated/render.ts';
 export type { DigitPatch, DigitSource, PlacedDigit } from './generated/render.ts';
+export { decodeImage, readImageHeader, toPlanes, resizePlanes, DEFAULT_IMAGE_LIMITS } from './images.ts';
+export type { DecodedImage, ImageFormat, ImageHeader, ImageLimits } from './images.ts';
+export { loadImageFolder, SPLIT_SEED } from './image-folder.ts';
+export type { ImageFolderDataset, ImageFolderOptions, SkippedFile } from './image-folder.ts';
+export { loadCifar10, CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD } from './cifar10.ts';
+export { augmentInto, augmentDraw, augmentIsActive, AUGMENT_DOMAIN } from './augment.ts';
+export type { AugmentOptions } from './augment.ts';

@@ -8,10 +8,22 @@
 //   REDIS_URL        Redis holding the BullMQ queues   default redis://127.0.0.1:6379
 //   STRIDE_QUEUE_PREFIX  BullMQ key prefix (libs/queue)  default stride
 //
-// The browser talks only to this server, so the API needs no CORS. Bearer tokens are not
-// added here: the browser sends its own `Authorization` header and the proxy passes it on, so a
-// dashboard reachable from elsewhere does not hand out the right to change state.
+// The browser talks only to this server, so the API needs no CORS.
+//
+// Authentication: this server holds no token and adds none. The coordinator is the one authority:
+//   - /api/* and /healthz: the browser sends its own `Authorization: Bearer <token>` (the token
+//     dialog asks for it on the first 401) and the proxy passes it on. The event stream is read
+//     with fetch, not EventSource, so it carries the header too. A dashboard reachable from
+//     elsewhere thus hands out no right the visitor does not already have, and since no cookie is
+//     involved a third-party page cannot make the browser act on the API (no CSRF).
+//   - /queues (BullMQ's board, which reads Redis directly): a page the browser navigates to, so it
+//     cannot carry a bearer header. It answers with an HTTP Basic challenge instead (any user name,
+//     the API token as password; the browser asks once and resends it for /queues only), and lets
+//     the request through only if the coordinator accepts that token for `GET /api/queues` — the
+//     same read the board shows. With no STRIDE_READ_TOKEN on the coordinator the board is as open
+//     as the API; with the coordinator unreachable it is closed (502).
 
+import { createHash } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,6 +53,8 @@ export interface DashboardServerOptions {
   queueRefreshMs?: number;
   /** Fastify's logger. Default false. */
   logger?: boolean;
+  /** How long the coordinator's "yes" to a /queues visitor's token is remembered (ms). Default 5000. */
+  boardAuthCacheMs?: number;
 }
 
 export interface DashboardServer {
@@ -64,6 +78,7 @@ const defaults: Required<DashboardServerOptions> = {
   prefix: 'stride',
   queueRefreshMs: 5000,
   logger: false,
+  boardAuthCacheMs: 5000,
 };
 
 /** Reads the options from the environment variables listed at the top of this file. */
@@ -122,6 +137,47 @@ async function discoverQueues(redis: Redis, prefix: string): Promise<string[]> {
   return [...names].sort();
 }
 
+/** The bearer token of an `Authorization` header: `Bearer <token>`, or the password of `Basic base64(user:token)`. */
+export function tokenFromAuthorization(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const bearer = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  if (bearer) return bearer[1];
+  const basic = /^Basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*$/i.exec(header);
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+  return password === '' ? undefined : password;
+}
+
+/**
+ * Asks the coordinator whether a token may read (`GET /api/queues` with it): 'allowed', 'denied'
+ * (a 401 or 403) or 'unreachable'. A yes is remembered for `cacheMs` per token (by its SHA-256),
+ * so the board's polling does not turn into one API call per request.
+ */
+function boardGuard(upstream: string, cacheMs: number): (authorization: string | undefined) => Promise<'allowed' | 'denied' | 'unreachable'> {
+  const allowedUntil = new Map<string, number>();
+  return async (authorization) => {
+    const token = tokenFromAuthorization(authorization);
+    const key = createHash('sha256').update(token ?? '').digest('hex');
+    const now = Date.now();
+    if ((allowedUntil.get(key) ?? 0) > now) return 'allowed';
+    let status: number;
+    try {
+      const res = await fetch(`${upstream}/api/queues`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+      await res.body?.cancel();
+      status = res.status;
+    } catch {
+      return 'unreachable';
+    }
+    if (status === 401 || status === 403) return 'denied';
+    if (status < 200 || status >= 300) return 'unreachable';
+    if (allowedUntil.size > 1000) allowedUntil.clear(); // many tokens: forget them all rather than grow
+    allowedUntil.set(key, now + cacheMs);
+    return 'allowed';
+  };
+}
+
 export async function startDashboardServer(options: DashboardServerOptions = {}): Promise<DashboardServer> {
   const o: Required<DashboardServerOptions> = { ...defaults, ...defined(options) };
   try {
@@ -160,6 +216,22 @@ export async function startDashboardServer(options: DashboardServerOptions = {})
   });
   await app.register(httpProxy, { upstream, prefix: '/api', rewritePrefix: '/api', replyOptions: { onError } });
   await app.register(httpProxy, { upstream, prefix: '/healthz', rewritePrefix: '/healthz', replyOptions: { onError } });
+
+  // The board's door (see the top of this file): the coordinator decides who may read.
+  const boardAuth = boardGuard(upstream, o.boardAuthCacheMs);
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0];
+    if (path !== '/queues' && !path.startsWith('/queues/')) return;
+    const verdict = await boardAuth(req.headers.authorization);
+    if (verdict === 'allowed') return;
+    if (verdict === 'unreachable') {
+      return reply.code(502).send({ error: { code: 'coordinator_unreachable', message: `/queues needs the coordinator at ${upstream} to check the token, and it did not answer` } });
+    }
+    return reply
+      .code(401)
+      .header('www-authenticate', 'Basic realm="Stride queues: any user name, the API token as password", charset="UTF-8"')
+      .send({ error: { code: 'unauthorized', message: '/queues needs the API read token: HTTP Basic with the token as password, or Authorization: Bearer <token>' } });
+  });
 
   // BullMQ's board, read-only: it is a window onto the queues, and Stride's queues are driven
   // by the coordinator alone (retrying or deleting a shard job by hand helps nobody).

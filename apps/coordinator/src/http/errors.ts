@@ -49,6 +49,8 @@ const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid_json' },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json' },
   FST_ERR_VALIDATION: { status: 400, code: 'invalid_request' },
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid_url' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'url_too_long' },
 };
 
 /** Message fragments of ioredis / BullMQ when Redis cannot be reached. */
@@ -71,6 +73,10 @@ export function isRedisUnavailable(err: unknown): boolean {
  */
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
+  if (err instanceof Error && /^OOM command not allowed/.test(err.message)) {
+    // Redis reached `maxmemory` (noeviction): nothing was written; the call can be made again once memory is freed.
+    return new ServiceUnavailableError(`Redis is out of memory (maxmemory reached); nothing was stored, try again later: ${err.message}`);
+  }
   if (isRedisUnavailable(err)) {
     return new ServiceUnavailableError(`Redis is unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -7,7 +7,7 @@
 //                                           writes a final checkpoint)
 //   GET  /api/jobs/:id/metrics              step and eval metrics
 //   GET  /api/jobs/:id/checkpoints          checkpoint list
-//   GET  /api/jobs/:id/checkpoints/:name    checkpoint download
+//   GET  /api/jobs/:id/checkpoints/:name    checkpoint download (its SHA-256 verified first: 409 if corrupt)
 //   GET  /api/workers                       workers and their heartbeats
 //   GET  /api/queues                        waiting / active / failed per queue
 //   GET  /api/events                        server-sent events: job, step, eval, checkpoint,
@@ -18,10 +18,10 @@
 //
 // Every error is `{ error: { code, message, field? } }`. Bad input is rejected here, before
 // anything reaches Redis; a call that needs Redis while it is down gets a 503 instead of hanging.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import cors from '@fastify/cors';
+import { verifyCheckpointBytes } from '@stride/engine';
 import { checkAuth } from './auth.ts';
 import { parseJsonBody } from './body.ts';
 import { HttpError, ServiceUnavailableError, badRequest, notFound, toHttpError } from './errors.ts';
@@ -110,6 +110,22 @@ class EventCounters {
   }
 }
 
+/** One route of the API: its method and URL pattern (`/api/jobs/:id`). */
+export interface RouteInfo {
+  readonly method: string;
+  readonly url: string;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, RouteInfo[]>();
+
+/**
+ * Every route an app built by `buildHttpServer` serves (HEAD twins and CORS preflights included),
+ * so tests can check a property of each route, including routes added later.
+ */
+export function listRoutes(app: FastifyInstance): readonly RouteInfo[] {
+  return ROUTES.get(app) ?? [];
+}
+
 /** Builds the Fastify app (not listening). `app.close()` ends SSE streams and unsubscribes. */
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const o = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as HttpServerOptions & typeof defaults;
@@ -121,6 +137,12 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
     // Long enough for any valid job id (128), so that a longer one gets our 400, not a bare 414.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Errors the router raises before any hook runs (a malformed percent-encoding, an overlong
+    // path parameter) get our error shape too, not Fastify's default body.
+    frameworkErrors: (err, _req, reply) => {
+      const e = toHttpError(err);
+      void (reply as FastifyReply).code(e.statusCode).type('application/json; charset=utf-8').send(e.toBody());
+    },
     // Ajv's first error, as our error shape, naming the field it is about.
     schemaErrorFormatter: (errors, dataVar) => {
       const e = errors[0];
@@ -131,11 +153,22 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     },
   });
 
+  const routes: RouteInfo[] = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method, url: r.url });
+  });
+
   // One parser for every route: JSON only (anything else is a 415), strict, prototype-safe,
   // empty body allowed.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     try {
+      // The body is read as UTF-8: a body declared in another charset is refused, not misread.
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1];
+      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+        throw new HttpError(415, 'unsupported_media_type', `charset ${JSON.stringify(charset)} is not supported: send application/json in UTF-8`);
+      }
       done(null, parseJsonBody(body as string));
     } catch (err) {
       done(err as Error, undefined);
@@ -161,7 +194,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     let e = toHttpError(err);
     // Fastify's own messages do not say what the limit or the accepted type is.
     if (e.code === 'body_too_large') e = new HttpError(413, e.code, `request body is larger than the ${o.bodyLimit} bytes allowed`);
-    if (e.code === 'unsupported_media_type') e = new HttpError(415, e.code, `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported: send application/json`);
+    if (e.code === 'unsupported_media_type' && !(err instanceof HttpError)) e = new HttpError(415, e.code, `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported: send application/json`);
     if (e.statusCode >= 500) req.log.error({ err }, `${req.method} ${req.url} failed`);
     void reply.code(e.statusCode).type('application/json; charset=utf-8').send(e.toBody());
   });
@@ -248,17 +281,24 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     const listed = await withRedis(`checkpoints of job ${id}`, () => port.checkpoints(id), false);
     if (!listed.some((c) => c.name === name)) throw notFound(`job ${id} has no checkpoint ${JSON.stringify(name)}`);
     const file = port.checkpointPath(id, name);
-    let size: number;
+    let bytes: Buffer;
     try {
-      size = (await stat(file)).size;
+      bytes = await readFile(file);
     } catch {
       throw notFound(`checkpoint ${JSON.stringify(name)} of job ${id} is listed but its file is gone`);
     }
+    // A file changed on disk (tampering, bit rot, a torn copy) is refused, never served: the
+    // header's SHA-256 must match the payload, as the trainer checks before it resumes from it.
+    try {
+      verifyCheckpointBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), name);
+    } catch (err) {
+      throw new HttpError(409, 'checkpoint_corrupt', `checkpoint ${JSON.stringify(name)} of job ${id} fails verification and is not served: ${(err as Error).message}`);
+    }
     return reply
       .header('content-type', 'application/octet-stream')
-      .header('content-length', size)
+      .header('content-length', bytes.byteLength)
       .header('content-disposition', `attachment; filename="${id}-${name}"`)
-      .send(createReadStream(file));
+      .send(bytes);
   });
 
   app.get('/api/workers', async () => ({ workers: await withRedis('list workers', () => port.workers()) }));
@@ -268,9 +308,17 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.get('/api/zoo', async () => ({ models: port.zoo() }));
   app.get('/api/config', async () => port.config());
 
-  app.get<{ Querystring: { job?: string; types?: string } }>('/api/events', (req: FastifyRequest<{ Querystring: { job?: string; types?: string } }>, reply: FastifyReply) => {
+  // A repeated parameter (`?types=a&types=b`) arrives as an array: the schema turns it into a 400.
+  const eventsQuery = { type: 'object', properties: { job: { type: 'string' }, types: { type: 'string' } } } as const;
+  app.get<{ Querystring: { job?: string; types?: string } }>('/api/events', { schema: { querystring: eventsQuery } }, (req: FastifyRequest<{ Querystring: { job?: string; types?: string } }>, reply: FastifyReply) => {
     const job = req.query.job !== undefined ? checkJobId(req.query.job) : undefined;
     const types = req.query.types !== undefined ? new Set(req.query.types.split(',')) : undefined;
+    // HEAD (Fastify's twin of this GET): the headers alone. A stream would never flush them (a HEAD
+    // response has no body to write) and would hold a subscription open for nothing.
+    if (req.method === 'HEAD') {
+      void reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send();
+      return;
+    }
     streams.start(
       req,
       reply,

@@ -5,17 +5,25 @@
 // process. If the process dies, the lock expires, BullMQ's stalled-job check moves the job back to
 // wait, and the next coordinator (the same one restarted) takes it and the trainer resumes from the
 // latest checkpoint. A Redis lease per job makes sure that, even if a lock is lost by mistake, two
-// runners never train the same job at once. On start the coordinator also enqueues again every job
-// its records say is queued or running, in case Redis lost them.
+// runners never train the same job at once; its fencing token (lease.ts) guards every parameter
+// publication, checkpoint, result and job-record write, so a runner that froze past its lease and
+// woke up after another took over writes nothing. On start the coordinator also enqueues again
+// every job its records say is queued or running, in case Redis lost them.
+//
+// A run that cannot go on by itself — a poison shard (it crashed every worker that took it),
+// shards that never gave a usable result, a diverging loss — is paused with the reason in its
+// record (`state.reason`), not failed and not retried forever; `resume` continues it from its
+// latest checkpoint once the cause is fixed.
 //
 // The HTTP API calls the methods of this class: submit, list, get, cancel, pause, resume, metrics,
 // checkpoints, workers, queueCounts; and listens to its typed events.
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  isNamedError,
   jobPaths,
   MetricsLog,
   normalizeJobSpec,
@@ -36,6 +44,7 @@ import {
   createRedis,
   JOB_WORKER_LOCKS,
   JOBS_QUEUE,
+  evalProgress,
   Keys,
   listWorkers,
   newJobId,
@@ -54,7 +63,7 @@ import {
   withDefaults,
 } from '@stride/queue';
 import { JobLease } from './lease.ts';
-import { addShardsToTally, readAllRecords, readRecord, TERMINAL, writeRecord, type JobRecord } from './records.ts';
+import { addShardsToTally, readAllRecords, readRecord, recordFile, TERMINAL, writeRecord, type JobRecord } from './records.ts';
 
 /** Options of a Coordinator. */
 export interface CoordinatorOptions {
@@ -132,6 +141,7 @@ type StopReason = 'pause' | 'cancel' | 'shutdown' | 'lease-lost';
 
 interface Running {
   readonly id: string;
+  readonly lease: JobLease;
   readonly abort: AbortController;
   record: JobRecord;
   reason?: StopReason;
@@ -231,7 +241,13 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     const now = new Date().toISOString();
     const record: JobRecord = { id, name: normalized.name, spec: normalized, state: { status: 'queued' }, submittedAt: now, updatedAt: now, runs: 0 };
     await this.persist(record);
-    await this.enqueue({ jobId: id, spec: normalized, submittedAt: Date.parse(now) });
+    try {
+      await this.enqueue({ jobId: id, spec: normalized, submittedAt: Date.parse(now) });
+    } catch (err) {
+      // Redis refused it (down, or full: maxmemory): nothing half-submitted stays behind.
+      await rm(recordFile(this.dataDir, id), { force: true }).catch(() => undefined);
+      throw err;
+    }
     this.emit('job', record);
     return id;
   }
@@ -386,7 +402,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
       throw new UnrecoverableError((err as Error).message);
     }
     const id = data.jobId;
-    const lease = new JobLease(this.redis, this.keys.lease(id), this.opts.leaseMs, this.id);
+    const lease = new JobLease(this.redis, this.keys.lease(id), this.opts.leaseMs, this.id, jobPaths(this.dataDir, id).dir);
     while (!(await retryTransient(() => lease.tryAcquire()))) {
       // Another runner holds it (a lost lock re-delivered the job): wait for it to finish or die.
       if (this.closing) throw await this.handBack(bullJob, token);
@@ -417,7 +433,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
 
   private async train(bullJob: Job, token: string | undefined, lease: JobLease, record: JobRecord): Promise<JobOutcome> {
     const id = record.id;
-    const run: Running = { id, abort: new AbortController(), record };
+    const run: Running = { id, lease, abort: new AbortController(), record };
     this.running.set(id, run);
     const watch = setInterval(() => void this.watch(run, lease), 1000);
     const runStart = performance.now();
@@ -438,6 +454,8 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
         dataDir: this.dataDir,
         jobId: id,
         signal: run.abort.signal,
+        // Fencing: every publication, checkpoint and the result are written only while this runner holds the lease.
+        guard: () => retryTransient(() => lease.check('parameter or checkpoint write')),
         on: {
           step: (e) => {
             if (startStep < 0) startStep = e.step;
@@ -456,14 +474,13 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
               accuracy: e.accuracy,
               imagesPerSec: e.imagesPerSec,
               etaMs,
-              testAccuracy: prev?.testAccuracy,
-              testLoss: prev?.testLoss,
+              ...evalProgress(prev),
             });
             this.emit('step', { ...e, etaMs });
           },
           eval: (e) => {
             const prev = run.record.progress ?? { status: 'running' as const, step: e.step, totalSteps: totalOf(record) };
-            report({ ...prev, testAccuracy: e.testAccuracy, testLoss: e.testLoss }, true);
+            report({ ...prev, ...evalProgress(e) }, true);
             this.emit('eval', e);
           },
           shards: (e) => {
@@ -476,7 +493,8 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
           checkpoint: (e) => {
             // The tally on disk follows the checkpoints: a resumed run recomputes (and counts again)
             // only the steps after the checkpoint it resumes from.
-            this.persist(run.record).catch((err: Error) => this.log('warn', `job ${id}: writing its record failed: ${err.message}`, id));
+            // Fenced, in order: queued now, behind the writes already made, ahead of later ones.
+            this.persist(run.record, () => lease.check('job record write')).catch((err: Error) => this.log('warn', `job ${id}: writing its record failed: ${err.message}`, id));
             this.emit('checkpoint', e);
           },
           log: (e) => this.emit('log', e),
@@ -487,12 +505,19 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
         return result;
       }
       const reason = run.reason ?? 'cancel';
-      if (reason === 'shutdown' || reason === 'lease-lost') throw await this.handBack(bullJob, token, run.record, result);
+      if (reason === 'shutdown' || reason === 'lease-lost') throw await this.handBack(bullJob, token, run.record, result, lease);
       return await this.finishStopped(bullJob, token, run.record, reason, result);
     } catch (err) {
       if (err instanceof DelayedError || err instanceof WaitingError) throw err;
-      if (run.reason === 'shutdown' || run.reason === 'lease-lost') throw await this.handBack(bullJob, token, run.record);
+      if (run.reason === 'shutdown' || run.reason === 'lease-lost' || isNamedError(err, 'LeaseLostError')) throw await this.handBack(bullJob, token, run.record, undefined, lease);
       const message = (err as Error).message;
+      if (isNamedError(err, 'ShardResultError') || isNamedError(err, 'DivergenceError')) {
+        // A poison shard (it crashed every worker that took it), shards that never gave a usable
+        // result, or a diverging run: retrying on its own would loop. Paused with the reason; the
+        // user resumes it (from its latest checkpoint) once the cause is fixed.
+        this.log('error', `job ${id} paused: ${message}`, id);
+        return await this.finishStopped(bullJob, token, run.record, 'pause', undefined, message);
+      }
       await this.setRecord(run.record, { state: { status: 'failed', step: run.record.progress?.step ?? stepOf(run.record.state), error: message }, finishedAt: new Date().toISOString() });
       throw new UnrecoverableError(message);
     } finally {
@@ -528,10 +553,10 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   }
 
   /** Paused: parked in the jobs queue as a delayed job until resumed. Cancelled: completed. */
-  private async finishStopped(bullJob: Job, token: string | undefined, record: JobRecord, how: 'pause' | 'cancel', result?: TrainResult): Promise<JobOutcome> {
+  private async finishStopped(bullJob: Job, token: string | undefined, record: JobRecord, how: 'pause' | 'cancel', result?: TrainResult, reason?: string): Promise<JobOutcome> {
     const step = result?.steps ?? stepOf(record.state);
     if (how === 'pause') {
-      await this.setRecord(record, { state: { status: 'paused', step, totalSteps: totalOf(record, result) }, result: result ?? record.result });
+      await this.setRecord(record, { state: { status: 'paused', step, totalSteps: totalOf(record, result), ...(reason === undefined ? {} : { reason }) }, result: result ?? record.result });
       await retryTransient(() => bullJob.moveToDelayed(Date.now() + PAUSED_DELAY_MS, token));
       throw new DelayedError();
     }
@@ -540,7 +565,13 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   }
 
   /** Gives a job back to the queue (this coordinator is going away); the next one resumes it. Returns the error to throw. */
-  private async handBack(bullJob: Job, token: string | undefined, record?: JobRecord, result?: TrainResult): Promise<WaitingError> {
+  private async handBack(bullJob: Job, token: string | undefined, record?: JobRecord, result?: TrainResult, lease?: JobLease): Promise<WaitingError> {
+    if (lease && !(await lease.fenceIsOurs().catch(() => false))) {
+      // Another runner took the job over (this one froze or was cut off): its record, checkpoints
+      // and queue entry are that runner's now. Write nothing; tell BullMQ to leave the job alone.
+      this.log('warn', `job ${bullJob.id}: another runner holds it now (fencing token ${lease.fence} is stale); stopped here without writing`, bullJob.id);
+      return new WaitingError();
+    }
     if (record) await this.setRecord(record, { state: { status: 'queued' }, result: result ?? record.result });
     await retryTransient(() => bullJob.moveToWait(token));
     this.log('info', `job ${bullJob.id} handed back to the queue`, bullJob.id);
@@ -590,9 +621,15 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     return updated;
   }
 
-  /** Writes job.json after the job's writes still in flight (so an older record never lands last). */
-  private persist(record: JobRecord): Promise<void> {
-    const write = (this.writes.get(record.id) ?? Promise.resolve()).then(() => writeRecord(this.dataDir, record));
+  /**
+   * Writes job.json after the job's writes still in flight (so an older record never lands last);
+   * `guard` (the lease's fencing check) runs right before the write, in the same order.
+   */
+  private persist(record: JobRecord, guard?: () => Promise<void>): Promise<void> {
+    const write = (this.writes.get(record.id) ?? Promise.resolve()).then(async () => {
+      await guard?.();
+      await writeRecord(this.dataDir, record);
+    });
     const settled = write.then(
       () => undefined,
       () => undefined,

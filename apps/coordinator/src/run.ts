@@ -1,5 +1,6 @@
 // Runs a coordinator (and, unless told otherwise, its HTTP API) until SIGTERM/SIGINT.
 // Shared by `stride coordinator`, apps/coordinator/src/main.ts, `npm start` and docker-compose.
+import { formatEvalMetrics } from '@stride/engine';
 import { checkRedisAtStart, redactUrl, resolveTransportConfig } from '@stride/queue';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 import { coordinatorPort } from './http/adapter.ts';
@@ -52,9 +53,9 @@ export async function runCoordinator(options: RunCoordinatorOptions = {}): Promi
   coordinator.on('step', (e) => {
     if (!verbose && Date.now() - lastStepLog < 10_000) return;
     lastStepLog = Date.now();
-    log(`job ${e.jobId} step ${e.step + 1}/${e.totalSteps} loss ${e.loss.toFixed(4)} acc ${(e.accuracy * 100).toFixed(1)}% ${e.imagesPerSec.toFixed(0)} img/s`);
+    log(`job ${e.jobId} step ${e.step + 1}/${e.totalSteps} loss ${e.loss.toFixed(4)} ${e.accuracy === undefined ? '' : `acc ${(e.accuracy * 100).toFixed(1)}% `}${e.imagesPerSec.toFixed(0)} img/s`);
   });
-  coordinator.on('eval', (e) => log(`job ${e.jobId} eval at step ${e.step}: test accuracy ${(e.testAccuracy * 100).toFixed(2)}% loss ${e.testLoss.toFixed(4)}`));
+  coordinator.on('eval', (e) => log(`job ${e.jobId} eval at step ${e.step}: ${formatEvalMetrics(e.task, e)} loss ${e.testLoss.toFixed(4)}`));
   coordinator.on('log', (e) => {
     if (e.level !== 'info' || verbose) log(`${e.level}: ${e.message}`);
   });

@@ -20,6 +20,7 @@ import {
   type WorkerInfo,
   withDefaults,
 } from '@stride/queue';
+import { parseTestFaults, withTestFaults } from './test-faults.ts';
 
 /** Options of a ShardWorker. */
 export interface ShardWorkerOptions {
@@ -64,8 +65,11 @@ export class ShardWorker {
     this.redis.on('error', () => {
       // ioredis reconnects by itself; commands wait for it.
     });
-    this.processor = new ShardProcessor({ store: new BlobStore(this.redis, keys), workerId: this.id, threads: this.threads });
-    this.worker = new Worker<unknown, ShardReturn>(SHARDS_QUEUE, this.processor.process, {
+    const store = new BlobStore(this.redis, keys);
+    this.processor = new ShardProcessor({ store, workerId: this.id, threads: this.threads });
+    // Test-only (tools/chaos): STRIDE_TEST_FAULTS makes chosen shards crash the worker or corrupt their gradient.
+    const process_ = withTestFaults(this.processor.process, parseTestFaults(process.env.STRIDE_TEST_FAULTS), { redis: this.redis, keys, store, log: this.log });
+    this.worker = new Worker<unknown, ShardReturn>(SHARDS_QUEUE, process_, {
       connection: bullConnection(opts.config),
       prefix: opts.config.prefix,
       name: this.id,

@@ -44,8 +44,12 @@ export interface CheckpointMeta {
   /** Every evaluation so far (small), the last step's metrics; the full history is in metrics.jsonl. */
   readonly evals: readonly EvalMetrics[];
   readonly lastStep?: StepMetrics;
-  /** The best evaluation so far by test accuracy (its step has a checkpoint). */
-  readonly best?: { readonly step: number; readonly testAccuracy: number };
+  /**
+   * The best evaluation so far by the task's primary metric (its step has a checkpoint):
+   * `{ step, metric, value }`, plus `testAccuracy` for classification. Checkpoints written before
+   * the vision tasks hold `{ step, testAccuracy }` only; read them with `normalizeBest`.
+   */
+  readonly best?: { readonly step: number; readonly metric?: string; readonly value?: number; readonly testAccuracy?: number };
   /** Training wall time accumulated over all runs of the job, ms. */
   readonly elapsedMs: number;
   /** SHA-256 hex of the canonical parameter bytes (`paramsToBytes`). */
@@ -122,6 +126,10 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '<bytes>'): Checkpo
   for (const field of ['jobId', 'paramsSha256', 'createdAt'] as const) {
     if (typeof meta[field] !== 'string') throw new CheckpointError(`meta.${field} must be a string, got ${typeof meta[field]}`, source);
   }
+  // Added to the run's wall time on resume: a string here would concatenate, NaN would spread.
+  if (typeof meta.elapsedMs !== 'number' || !Number.isFinite(meta.elapsedMs) || meta.elapsedMs < 0) {
+    throw new CheckpointError(`meta.elapsedMs must be a finite number >= 0, got ${JSON.stringify(meta.elapsedMs)}`, source);
+  }
   try {
     normalizeJobSpec(meta.spec);
   } catch (err) {
@@ -130,8 +138,15 @@ export function decodeCheckpoint(bytes: Uint8Array, source = '<bytes>'): Checkpo
   if (typeof meta.modelSpec !== 'object' || meta.modelSpec === null) throw new CheckpointError('meta.modelSpec is missing', source);
   if (!Array.isArray(meta.evals)) throw new CheckpointError('meta.evals must be an array', source);
   meta.evals.forEach((e: Partial<EvalMetrics>, i) => {
-    const ok = typeof e === 'object' && e !== null && Number.isSafeInteger(e.step) && [e.testAccuracy, e.testLoss, e.count].every((v) => typeof v === 'number' && Number.isFinite(v));
-    if (!ok) throw new CheckpointError(`meta.evals[${i}] must hold an integer step and finite testAccuracy, testLoss and count`, source);
+    const finite = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+    const ok =
+      typeof e === 'object' &&
+      e !== null &&
+      Number.isSafeInteger(e.step) &&
+      finite(e.testLoss) &&
+      finite(e.count) &&
+      [e.testAccuracy, e.meanIoU, e.locAccuracy, e.mAP50, e.mIoU, e.pixelAccuracy].every((v) => v === undefined || finite(v));
+    if (!ok) throw new CheckpointError(`meta.evals[${i}] must hold an integer step, finite testLoss and count, and finite task metrics`, source);
   });
   const out: Checkpoint = { meta: meta as CheckpointMeta, params: [], buffers: [], optimizerState: [] };
   for (const a of decoded.arrays) {

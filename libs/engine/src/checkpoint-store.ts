@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint-format.ts';
 import { CheckpointError } from './errors.ts';
+import { crashPoint } from './test-hooks.ts';
 
 /** Options of a CheckpointStore. */
 export interface CheckpointStoreOptions {
@@ -46,6 +47,7 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array | string):
   } finally {
     await handle.close();
   }
+  if (file.endsWith('.ckpt')) crashPoint('checkpoint-write');
   try {
     await rename(tmp, file);
   } catch (err) {

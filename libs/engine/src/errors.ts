@@ -24,9 +24,36 @@ export class CheckpointError extends Error {
   }
 }
 
-/** A shard result was rejected (wrong shard, stale version, wrong length, non-finite values...). */
+/**
+ * A shard result was rejected (wrong shard, stale version, wrong length, non-finite values...), or
+ * a shard could not be computed at all. `reason` says why when the thrower knows it: the trainer
+ * skips a step whose shards keep giving `non-finite` or `outlier` gradients, and stops the job on
+ * any other reason (`poison`: the shard crashed its worker every time).
+ */
 export class ShardResultError extends Error {
   override readonly name = 'ShardResultError';
+  constructor(
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Training diverged: the loss blew up, or too many steps in a row had to be skipped. The job
+ * should be paused with this message as its reason (resuming repeats it unless the spec changes).
+ */
+export class DivergenceError extends Error {
+  override readonly name = 'DivergenceError';
+}
+
+/**
+ * This runner no longer holds the job's lease (another runner took it over): it must not write the
+ * job's checkpoints, records or parameters any more.
+ */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
 }
 
 /** A shard task asked for a parameter version the compute unit does not have. */

@@ -9,6 +9,23 @@
 // the same bytes.
 import type { ModelSpec } from '@stride/cnn';
 
+/** The four vision tasks. */
+export type TaskName = 'classification' | 'localization' | 'detection' | 'segmentation';
+
+/**
+ * The targets of a shard beyond its labels, per task (absent for classification):
+ * - localization: `boxes`, 4 values (cx, cy, w, h, normalised to the image) per sample;
+ * - detection: `boxOffsets` (count + 1 entries; the objects of sample i are `boxOffsets[i] ..
+ *   boxOffsets[i+1] - 1`), `boxes` (4 per object) and `boxLabels` (class per object);
+ * - segmentation: `masks`, `count × H × W` pixel classes.
+ */
+export interface ShardTargets {
+  readonly boxes?: Float32Array;
+  readonly boxLabels?: Uint8Array;
+  readonly boxOffsets?: Uint32Array;
+  readonly masks?: Uint8Array;
+}
+
 /**
  * What every compute unit needs to know about a job, once. Plain JSON (no typed arrays), so it can
  * travel in a queue message or a thread message as it is.
@@ -18,8 +35,17 @@ export interface JobContext {
   readonly jobId: string;
   /** The resolved model spec (zoo names are resolved before this point). */
   readonly modelSpec: ModelSpec;
-  /** Only classification for now: cross-entropy over the model's output logits. */
-  readonly task: 'classification';
+  /**
+   * What the model's output means and which loss trains it (see tasks.ts): classification
+   * (cross-entropy over [C] logits), localization ([C + 4]: class logits and one box), detection
+   * (YOLO grid [5 + C, S, S]) or segmentation ([K, H, W] per-pixel logits).
+   */
+  readonly task: TaskName;
+  /**
+   * Classes of the task (localization / detection: object classes; segmentation: pixel classes,
+   * background included). Required for every task but classification, where the output size says it.
+   */
+  readonly numClasses?: number;
   /**
    * Input normalisation, per channel: `x = (pixel / 255 - mean[c]) / std[c]`.
    * Arrays have one entry per input channel.
@@ -53,8 +79,10 @@ interface ShardTaskBase {
   readonly count: number;
   /** uint8 pixels, `count × C × H × W`, sample-major, the dataset's raw bytes. */
   readonly images: Uint8Array;
-  /** One class index per sample, `count` bytes. */
+  /** One class index per sample, `count` bytes (detection / segmentation: the first object's class, unused by the loss). */
   readonly labels: Uint8Array;
+  /** The task's targets (see `ShardTargets`); absent for classification. */
+  readonly targets?: ShardTargets;
 }
 
 /** Compute the shard's loss, accuracy counts and gradient SUM (not mean) over its samples. */
@@ -81,8 +109,15 @@ export interface ShardResult {
   readonly count: number;
   /** Sum over the shard of the per-sample cross-entropy loss (float64). */
   readonly lossSum: number;
-  /** Samples whose argmax equals the label. */
+  /** Samples whose argmax equals the label (localization: whose class is right; detection / segmentation: 0). */
   readonly correct: number;
+  /**
+   * Eval of localization, detection and segmentation only: the task's statistics, summed or
+   * listed so the engine can reduce them over shards (layouts in tasks.ts): localization
+   * [iouSum, classCorrect, locCorrect]; segmentation the K×K confusion matrix; detection 7 numbers
+   * per detection [image in shard, class, score, cx, cy, w, h].
+   */
+  readonly stats?: readonly number[];
   /**
    * Train only: the SUM over the shard's samples of the loss gradient, all parameters concatenated
    * in the model's canonical parameter order, `JobContext.gradientLength` floats.
@@ -99,6 +134,26 @@ export interface ShardResult {
   readonly queueMs?: number;
   /** Who computed it (thread index, worker host:pid...), for metrics and debugging. */
   readonly workerId?: string;
+  /** Where the shard's time went, when the executor measures it (benchmarks' step breakdown). */
+  readonly timing?: ShardTiming;
+}
+
+/**
+ * Timeline of one shard, for the step-time breakdown. Instants are wall-clock milliseconds
+ * (`performance.timeOrigin + performance.now()`, comparable across processes of one machine).
+ * Nothing here reaches the parameters.
+ */
+export interface ShardTiming {
+  /** The executor handed the task over (enqueued in Redis / posted to the thread pool). */
+  readonly enqueuedAt?: number;
+  /** The compute unit took the task. */
+  readonly startedAt: number;
+  /** Getting what the shard needs: parameters, input (Redis) or loading the version into the model. */
+  readonly fetchMs: number;
+  /** Storing the gradient (Redis); 0 when it travels with the reply. */
+  readonly uploadMs: number;
+  /** The compute unit was done with the task (gradient stored). */
+  readonly doneAt: number;
 }
 
 /**

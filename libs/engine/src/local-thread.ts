@@ -1,7 +1,7 @@
 // Thread side of the LocalExecutor: one ShardComputer per job, fed parameter versions from shared memory.
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
 import { ShardComputer } from './shard.ts';
-import { serveThread, threadData } from './thread-pool.ts';
+import { serveThread, threadIndex } from './thread-pool.ts';
 
 /** Requests the LocalExecutor sends to its threads. */
 export type LocalThreadRequest =
@@ -20,7 +20,7 @@ export type LocalThreadRequest =
 
 export type LocalThreadReply = ShardResult | { readonly released: string };
 
-const { index } = threadData<{ index?: number }>() ?? {};
+const index = threadIndex();
 const computers = new Map<string, ShardComputer>();
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -30,14 +30,18 @@ serveThread<LocalThreadRequest, LocalThreadReply>(
       computers.delete(req.jobId);
       return { released: req.jobId };
     }
-    const queueMs = Math.max(0, now() - req.queuedAt);
+    const startedAt = now();
+    const queueMs = Math.max(0, startedAt - req.queuedAt);
     let computer = computers.get(req.job.jobId);
     if (!computer) {
       computer = new ShardComputer(req.job);
       computers.set(req.job.jobId, computer);
     }
     if (computer.version !== req.version) computer.setState(req.version, new Float32Array(req.state));
-    return computer.compute(req.task, { queueMs, workerId: `thread-${index ?? '?'}` });
+    const fetchMs = now() - startedAt;
+    const result = computer.compute(req.task, { queueMs, workerId: `thread-${index ?? '?'}` });
+    // The gradient travels with the reply (transferred, not copied): nothing to upload.
+    return { ...result, timing: { enqueuedAt: req.queuedAt, startedAt, fetchMs, uploadMs: 0, doneAt: now() } };
   },
   {
     // Move the gradient and buffers to the main thread instead of copying them.

@@ -1,6 +1,7 @@
 // Per-step and per-evaluation metrics, and the job's metrics.jsonl file (one JSON object a line).
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { writeFileAtomic } from './checkpoint-store.ts';
+import type { TaskName } from './executor.ts';
 
 /** Metrics of one training step. Times are milliseconds. */
 export interface StepMetrics {
@@ -12,8 +13,11 @@ export interface StepMetrics {
   readonly epochProgress: number;
   /** Mean training loss over the batch. */
   readonly loss: number;
-  /** Training accuracy over the batch, in [0, 1]. */
-  readonly accuracy: number;
+  /**
+   * Training accuracy over the batch, in [0, 1]: classification, and localization (the class).
+   * Absent for detection and segmentation, where a per-image accuracy means nothing.
+   */
+  readonly accuracy?: number;
   /** Samples in the batch. */
   readonly count: number;
   /** Learning rate applied at this step. */
@@ -35,20 +39,49 @@ export interface StepMetrics {
   readonly time: string;
 }
 
+/** The metrics an evaluation reports besides its loss; which are present depends on the task. */
+export interface TaskMetrics {
+  /** classification: accuracy; localization: class accuracy. Absent for detection and segmentation. */
+  readonly testAccuracy?: number;
+  /** localization: mean IoU of the predicted boxes, and localization accuracy (class right and IoU ≥ 0.5). */
+  readonly meanIoU?: number;
+  readonly locAccuracy?: number;
+  /** detection: mAP@0.5 (VOC, all-point) over the evaluated test images. */
+  readonly mAP50?: number;
+  /** segmentation: mean IoU over the pixel classes (background included), and pixel accuracy. */
+  readonly mIoU?: number;
+  readonly pixelAccuracy?: number;
+}
+
 /** Metrics of one evaluation on the test split. */
-export interface EvalMetrics {
+export interface EvalMetrics extends TaskMetrics {
   readonly type: 'eval';
   /** Optimizer steps applied when evaluated (the parameter version). */
   readonly step: number;
   readonly epochProgress: number;
+  /** The job's task; always written since the vision tasks (absent in older records: classification). */
+  readonly task?: TaskName;
+  /** Mean test loss per image (the task's loss). */
   readonly testLoss: number;
-  readonly testAccuracy: number;
   readonly count: number;
   readonly evalMs: number;
   readonly time: string;
 }
 
-export type MetricsRecord = StepMetrics | EvalMetrics;
+/**
+ * A training step that was not applied: its shards kept giving non-finite or outlier gradients.
+ * The parameters and the optimizer state stay as they were; the next step uses the next batch.
+ */
+export interface SkippedStep {
+  readonly type: 'skip';
+  /** 0-based index of the step skipped. */
+  readonly step: number;
+  /** Why, naming the shards and the check that failed. */
+  readonly reason: string;
+  readonly time: string;
+}
+
+export type MetricsRecord = StepMetrics | EvalMetrics | SkippedStep;
 
 /**
  * Appends records to metrics.jsonl. On resume from the checkpoint at step s, `truncateAfter(s)`
@@ -82,7 +115,7 @@ export class MetricsLog {
       } catch {
         continue;
       }
-      if ((rec.type === 'step' && rec.step < step) || (rec.type === 'eval' && rec.step <= step)) kept.push(line);
+      if (((rec.type === 'step' || rec.type === 'skip') && rec.step < step) || (rec.type === 'eval' && rec.step <= step)) kept.push(line);
     }
     await writeFileAtomic(this.file, kept.length ? `${kept.join('\n')}\n` : '');
   }

@@ -6,6 +6,7 @@
 // whichever thread or machine computed them, the bytes are the same.
 import { ShardResultError } from './errors.ts';
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+import { checkTaskStats } from './tasks.ts';
 
 /** A batch reduced from its shards. */
 export interface ReducedBatch {
@@ -63,6 +64,8 @@ function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefine
   if (r.count !== task.count) return `count ${r.count}, expected ${task.count}`;
   if (typeof r.lossSum !== 'number' || !Number.isFinite(r.lossSum) || r.lossSum < 0) return `lossSum ${r.lossSum} is not a finite number >= 0`;
   if (!Number.isInteger(r.correct) || r.correct < 0 || r.correct > task.count) return `correct ${r.correct} outside [0, ${task.count}]`;
+  const statsProblem = checkTaskStats(job, task, r);
+  if (statsProblem) return statsProblem;
   if (task.kind === 'train') {
     if (!(r.gradient instanceof Float32Array)) return 'no gradient';
     if (r.gradient.length !== job.gradientLength) return `gradient of ${r.gradient.length} values, expected ${job.gradientLength}`;
@@ -140,5 +143,38 @@ function sumInOrder(grads: readonly Float32Array[], count: number, length: numbe
     for (let i = 0; i < length; i++) out[i] += g[i];
   }
   for (let i = 0; i < length; i++) out[i] = Math.fround(out[i] + gl[i]) / count;
+  return out;
+}
+
+/**
+ * A shard whose mean-gradient norm exceeds this many times the step's median is an outlier (a
+ * gradient 10^6 too large, say). Honest shards of one step differ by far less: their samples come
+ * from one distribution and the same parameters.
+ */
+export const OUTLIER_NORM_FACTOR = 1000;
+
+/**
+ * The per-shard norm check: the L2 norm of each train result's mean gradient (sum / count),
+ * compared with the step's median norm. For an even number of shards the lower of the two middle
+ * norms is the median, so with two shards the smaller one is the reference: one corrupt shard of
+ * two is still caught. Returns the indices of the outliers with a sentence each (none with fewer
+ * than two shards, or when the median is 0). Checks; never changes a gradient.
+ */
+export function gradientOutliers(results: readonly ShardResult[], factor = OUTLIER_NORM_FACTOR): { index: number; problem: string }[] {
+  if (results.length < 2) return [];
+  const norms = results.map((r) => {
+    const g = r.gradient;
+    if (!g) return 0;
+    let s = 0;
+    for (let i = 0; i < g.length; i++) s += g[i] * g[i];
+    return Math.sqrt(s) / r.count;
+  });
+  const sorted = [...norms].sort((a, b) => a - b);
+  const median = sorted[(sorted.length - 1) >> 1];
+  if (!(median > 0)) return [];
+  const out: { index: number; problem: string }[] = [];
+  norms.forEach((n, index) => {
+    if (n > factor * median) out.push({ index, problem: `gradient norm ${n.toExponential(3)} is ${(n / median).toExponential(2)}× the step's median ${median.toExponential(3)} (limit ${factor}×)` });
+  });
   return out;
 }

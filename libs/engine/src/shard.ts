@@ -4,10 +4,11 @@
 // one thread computes it start to finish, with a dropout stream derived from (seed, step, shard).
 // That makes the shard the unit of determinism: whichever thread or machine computes it, and
 // however often, the bytes are the same.
-import { buildModel, createRng, crossEntropy, deriveSeed, fromData, noGrad, type Model, type Param, type Tensor } from '@stride/cnn';
+import { buildModel, createRng, deriveSeed, fromData, noGrad, type Model, type Param, type Tensor } from '@stride/cnn';
 import { normalizeInto } from '@stride/data';
 import { StaleParamsError, ShardResultError } from './errors.ts';
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+import { checkTaskTargets, taskCorrect, taskEvalStats, taskLoss } from './tasks.ts';
 
 /** Domain tag mixed into dropout seeds so they never coincide with the shuffling seeds. */
 const DROPOUT_DOMAIN = 0x64726f70; // "drop"
@@ -72,23 +73,6 @@ export function stateToBytes(state: Float32Array): Uint8Array {
   return new Uint8Array(state.buffer, state.byteOffset, state.byteLength);
 }
 
-/** Index of the largest logit of each row; counts how many equal the label. Ties go to the first. */
-function countCorrect(logits: Float32Array, labels: Uint8Array, classes: number): number {
-  let correct = 0;
-  for (let n = 0, row = 0; n < labels.length; n++, row += classes) {
-    let best = 0;
-    let bestValue = -Infinity;
-    for (let k = 0; k < classes; k++) {
-      if (logits[row + k] > bestValue) {
-        bestValue = logits[row + k];
-        best = k;
-      }
-    }
-    if (best === labels[n]) correct++;
-  }
-  return correct;
-}
-
 /**
  * Holds one model of a job and computes its shards. Built once per (compute unit, job); fed each
  * new parameter version with `setState`. Used by the LocalExecutor threads and by apps/worker.
@@ -145,31 +129,33 @@ export class ShardComputer {
           `got ${task.images.length} and ${task.labels.length}`,
       );
     }
+    checkTaskTargets(job, task);
     if (this.input.length !== task.images.length) this.input = new Float32Array(task.images.length);
     normalizeInto(task.images, task.count, c, h * w, job.normalization.mean, job.normalization.std, this.input);
     const x = fromData(this.input, [task.count, c, h, w]);
 
-    let logits: Tensor;
+    let output: Tensor;
     let lossSum: number;
     let gradient: Float32Array | undefined;
     let buffers: Float32Array | undefined;
+    let stats: number[] | undefined;
     if (task.kind === 'train') {
       if (job.bufferLength > 0) unpackBuffers(model.buffers, this.publishedBuffers);
       model.zeroGrad();
-      logits = model.forward(x, { training: true, rng: createRng(dropoutSeed(job.seed, task.step, task.shard)) });
-      const loss = crossEntropy(logits, task.labels, { reduction: 'sum' });
+      output = model.forward(x, { training: true, rng: createRng(dropoutSeed(job.seed, task.step, task.shard)) });
+      const loss = taskLoss(job, output, task);
       loss.backward();
       lossSum = loss.item();
       gradient = concat(model.params, 'grad', new Float32Array(job.gradientLength));
       if (job.bufferLength > 0) buffers = concat(model.buffers, 'data', new Float32Array(job.bufferLength));
     } else {
-      [logits, lossSum] = noGrad(() => {
+      [output, lossSum] = noGrad(() => {
         const out = model.forward(x, { training: false });
-        return [out, crossEntropy(out, task.labels, { reduction: 'sum' }).item()] as const;
+        return [out, taskLoss(job, out, task).item()] as const;
       });
+      stats = taskEvalStats(job, output, task);
     }
-    const classes = logits.data.length / task.count;
-    const correct = countCorrect(logits.data, task.labels, classes);
+    const correct = taskCorrect(job, output, task);
     return {
       kind: task.kind,
       jobId: task.jobId,
@@ -181,6 +167,7 @@ export class ShardComputer {
       correct,
       gradient,
       buffers,
+      ...(stats === undefined ? {} : { stats }),
       computeMs: performance.now() - started,
       ...extra,
     };

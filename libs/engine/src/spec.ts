@@ -4,15 +4,58 @@
 import { createHash } from 'node:crypto';
 import { getZooSpec, planModel, validateModelSpec, validateOptimizerSpec, validateScheduleSpec, zooNames, type ModelSpec, type OptimizerSpec, type ScheduleSpec } from '@stride/cnn';
 import { JobSpecError } from './errors.ts';
+import { describe, isPlainObject } from './values.ts';
+import type { TaskName } from './executor.ts';
+import { isDatasetSource, normalizeAugment, normalizeDatasetSource, sourceInfo, type AugmentSpec, type DatasetSource, type DatasetSourceInput, type SourceType } from './sources.ts';
 
-export type DatasetName = 'mnist' | 'fashion-mnist';
-export const DATASETS: readonly DatasetName[] = ['mnist', 'fashion-mnist'];
+export type DatasetName = 'mnist' | 'fashion-mnist' | 'mnist-localization' | 'mnist-detection' | 'mnist-segmentation';
+export const DATASETS: readonly DatasetName[] = ['mnist', 'fashion-mnist', 'mnist-localization', 'mnist-detection', 'mnist-segmentation'];
 
-/** Sample shape [C, H, W] and class count of each dataset, to check a model against it at the boundary. */
-export const DATASET_SHAPES: Readonly<Record<DatasetName, { readonly input: readonly [number, number, number]; readonly numClasses: number }>> = {
-  mnist: { input: [1, 28, 28], numClasses: 10 },
-  'fashion-mnist': { input: [1, 28, 28], numClasses: 10 },
+/** What the engine needs to know about a dataset before loading it. */
+export interface DatasetInfo {
+  /** Sample shape [C, H, W]. */
+  readonly input: readonly [number, number, number];
+  /** Classes of the task: image classes; localization / detection object classes; segmentation pixel classes (background included). */
+  readonly numClasses: number;
+  /** The task its targets are for. */
+  readonly task: TaskName;
+  /**
+   * Generated sets (libs/data generated/): sizes of the train and test splits are chosen by the
+   * job (`trainSamples`, `testSamples`), with these defaults.
+   */
+  readonly generated?: { readonly train: number; readonly test: number };
+  /** Image folders: the class count is known only once the folder is listed (`numClasses` is 0 until then). */
+  readonly classesFromData?: boolean;
+}
+
+/** Sample shape, classes and task of each dataset, to check a model against it at the boundary. */
+export const DATASET_SHAPES: Readonly<Record<DatasetName, DatasetInfo>> = {
+  mnist: { input: [1, 28, 28], numClasses: 10, task: 'classification' },
+  'fashion-mnist': { input: [1, 28, 28], numClasses: 10, task: 'classification' },
+  'mnist-localization': { input: [1, 64, 64], numClasses: 10, task: 'localization', generated: { train: 10_000, test: 2_000 } },
+  'mnist-detection': { input: [1, 96, 96], numClasses: 10, task: 'detection', generated: { train: 5_000, test: 1_000 } },
+  'mnist-segmentation': { input: [1, 96, 96], numClasses: 11, task: 'segmentation', generated: { train: 5_000, test: 1_000 } },
 };
+
+/** Largest `trainSamples` / `testSamples` of a generated dataset (the generator's limit). */
+export const MAX_GENERATED_SAMPLES = 100_000;
+
+/**
+ * The dataset of a job: its shape, classes and task. The one place a new dataset (or a dataset
+ * whose shape depends on the spec) is described to the engine.
+ */
+export function resolveDataset(spec: { readonly dataset: string | DatasetSource }): DatasetInfo & { readonly name: DatasetName | SourceType; readonly source?: DatasetSource } {
+  if (isDatasetSource(spec.dataset)) {
+    // The user's own data (sources.ts): a normalised source object.
+    const { name, input, numClasses, classesFromData } = sourceInfo(spec.dataset);
+    return { name, input, numClasses, task: 'classification', ...(classesFromData ? { classesFromData } : {}), source: spec.dataset };
+  }
+  if (typeof spec.dataset !== 'string' || !Object.hasOwn(DATASET_SHAPES, spec.dataset)) {
+    throw new JobSpecError('dataset', `must be one of ${DATASETS.join(', ')}, got ${describe(spec.dataset)}`);
+  }
+  const name = spec.dataset as DatasetName;
+  return { name, ...DATASET_SHAPES[name] };
+}
 
 /** A job spec as a user writes it; every field but `model` and `dataset` has a default. */
 export interface JobSpecInput {
@@ -20,7 +63,15 @@ export interface JobSpecInput {
   name?: string;
   /** A zoo model name (`lenet5`) or a full model spec. */
   model: string | ModelSpec;
-  dataset: DatasetName;
+  /** A built-in dataset's name, or the user's own data: `{ type: 'image-folder' | 'cifar10', path, ... }` (see sources.ts). */
+  dataset: DatasetName | DatasetSourceInput;
+  /** Classification only: deterministic random crop (zero padding of `crop` pixels) and horizontal flip. Default: none. */
+  augment?: { crop?: number; flip?: boolean };
+  /** The task; derived from the dataset, and checked against it when given. */
+  task?: TaskName;
+  /** Generated datasets only: samples generated for the train and test splits (defaults per dataset, at most 100 000). */
+  trainSamples?: number;
+  testSamples?: number;
   /** Training length: exactly one of `epochs` and `steps`. Default: `epochs: 1`. */
   epochs?: number;
   steps?: number;
@@ -50,7 +101,14 @@ export interface JobSpecInput {
 export interface JobSpec {
   readonly name: string;
   readonly model: string | ModelSpec;
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetName | DatasetSource;
+  /** Present only when the job asked for augmentation. */
+  readonly augment?: AugmentSpec;
+  /** Present for every task but classification (older classification specs have none). */
+  readonly task?: TaskName;
+  /** Generated datasets only (always present for them). */
+  readonly trainSamples?: number;
+  readonly testSamples?: number;
   readonly epochs?: number;
   readonly steps?: number;
   readonly batchSize: number;
@@ -73,6 +131,10 @@ const FIELDS = [
   'name',
   'model',
   'dataset',
+  'augment',
+  'task',
+  'trainSamples',
+  'testSamples',
   'epochs',
   'steps',
   'batchSize',
@@ -89,20 +151,6 @@ const FIELDS = [
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_STEPS = 100_000_000;
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'undefined';
-  if (v === null) return 'null';
-  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
-  return typeof v === 'object' ? 'an object' : typeof v;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
 
 /** Rejects `__proto__`, `constructor` and `prototype` keys anywhere in the value (prototype pollution). */
 function checkNoForbiddenKeys(v: unknown, path: string, depth = 0): void {
@@ -155,11 +203,25 @@ export function normalizeJobSpec(input: unknown): JobSpec {
   }
   const o = input as Record<(typeof FIELDS)[number], unknown>;
 
-  if (typeof o.dataset !== 'string' || !(DATASETS as readonly string[]).includes(o.dataset)) {
-    throw new JobSpecError('dataset', `must be one of ${DATASETS.join(', ')}, got ${describe(o.dataset)}`);
+  if (typeof o.dataset !== 'string' && !isPlainObject(o.dataset)) {
+    throw new JobSpecError('dataset', `must be one of ${DATASETS.join(', ')} or a source object { type: 'image-folder' | 'cifar10', path, ... }, got ${describe(o.dataset)}`);
   }
-  const dataset = o.dataset as DatasetName;
-  const model = checkModel(o.model, dataset);
+  const source = isPlainObject(o.dataset) ? normalizeDatasetSource(o.dataset) : undefined;
+  const info = resolveDataset({ dataset: source ?? (o.dataset as string) });
+  const dataset = info.name;
+  if (o.task !== undefined && o.task !== info.task) {
+    throw new JobSpecError('task', `${dataset} is a ${info.task} dataset, got task ${describe(o.task)}`);
+  }
+  const data: { task?: TaskName; trainSamples?: number; testSamples?: number } = info.task === 'classification' ? {} : { task: info.task };
+  for (const key of ['trainSamples', 'testSamples'] as const) {
+    if (info.generated) {
+      data[key] = o[key] === undefined ? info.generated[key === 'trainSamples' ? 'train' : 'test'] : integer(o[key], key, 1, MAX_GENERATED_SAMPLES);
+    } else if (o[key] !== undefined) {
+      throw new JobSpecError(key, `only generated datasets (${DATASETS.filter((d) => DATASET_SHAPES[d].generated).join(', ')}) take ${key}; ${dataset} has a fixed size`);
+    }
+  }
+  const model = checkModel(o.model, info);
+  const augment = o.augment === undefined ? {} : { augment: normalizeAugment(o.augment, info.task, info.input) };
 
   if (o.epochs !== undefined && o.steps !== undefined) throw new JobSpecError('steps', 'give either epochs or steps, not both');
   const length = o.steps !== undefined ? { steps: integer(o.steps, 'steps', 1, MAX_STEPS) } : { epochs: o.epochs === undefined ? 1 : integer(o.epochs, 'epochs', 1, 10_000) };
@@ -190,28 +252,36 @@ export function normalizeJobSpec(input: unknown): JobSpec {
 
   let name: string;
   if (o.name === undefined) {
-    name = `${typeof model === 'string' ? model : (model.name ?? 'model')}-${dataset}`;
+    const dataName = source ? (source.path.split(/[\\/]/).filter((p) => p && p !== '.').pop() ?? dataset) : dataset;
+    name = `${typeof model === 'string' ? model : (model.name ?? 'model')}-${dataName}`.slice(0, 200);
   } else {
     if (typeof o.name !== 'string' || o.name.trim().length === 0 || o.name.length > 200) {
       throw new JobSpecError('name', `must be a non-empty string of at most 200 characters, got ${describe(o.name)}`);
     }
+    // Names reach terminals (CLI, logs) and pages: no control characters (ANSI escapes) and no
+    // bidirectional overrides that would make a name display as something else.
+    const bad = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u.exec(o.name);
+    if (bad) throw new JobSpecError('name', `must not contain control or bidirectional-override characters, found U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at ${bad.index}`);
     name = o.name;
   }
 
-  return { name, model, dataset, ...length, batchSize, shards, seed, optimizer, schedule, evalEvery, evalShards, evalSamples, checkpointEvery, keepCheckpoints };
+  return { name, model, dataset: source ?? (dataset as DatasetName), ...augment, ...data, ...length, batchSize, shards, seed, optimizer, schedule, evalEvery, evalShards, evalSamples, checkpointEvery, keepCheckpoints };
 }
 
 /**
  * A zoo name (kept as the name) or a model spec (a clean copy), checked against the dataset:
  * every layer's shape is inferred now, so a bad spec fails at submission, not at the first batch.
  */
-function checkModel(value: unknown, dataset: DatasetName): string | ModelSpec {
-  const { input, numClasses } = DATASET_SHAPES[dataset];
+function checkModel(value: unknown, info: DatasetInfo & { readonly name: string }): string | ModelSpec {
+  const { input, task, classesFromData } = info;
+  const dataset = info.name;
+  let numClasses = info.numClasses;
   let spec: ModelSpec;
   try {
     if (typeof value === 'string') {
       if (!zooNames().includes(value)) throw new JobSpecError('model', `unknown zoo model ${describe(value)} (available: ${zooNames().join(', ')})`);
-      spec = getZooSpec(value, { inChannels: input[0], height: input[1], width: input[2], numClasses });
+      // An image folder's classes are counted when it is loaded (the trainer checks them then): any count checks the shapes.
+      spec = getZooSpec(value, { inChannels: input[0], height: input[1], width: input[2], numClasses: classesFromData ? 2 : numClasses });
     } else if (isPlainObject(value)) {
       spec = validateModelSpec(value);
     } else {
@@ -220,15 +290,40 @@ function checkModel(value: unknown, dataset: DatasetName): string | ModelSpec {
     if (spec.input.some((d, i) => d !== input[i])) {
       throw new JobSpecError('model.input', `must be [${input.join(', ')}] for ${dataset}, got [${spec.input.join(', ')}]`);
     }
-    const plan = planModel(spec);
-    if (plan.outputShape.length !== 1 || plan.outputShape[0] !== numClasses) {
-      throw new JobSpecError('model', `must output ${numClasses} class scores per sample for ${dataset}, its output shape is [${plan.outputShape.join(', ')}]`);
+    if (classesFromData) {
+      const out = planModel(spec).outputShape;
+      numClasses = typeof value === 'string' ? 2 : out.length === 1 && out[0] >= 2 ? out[0] : -1;
+      if (numClasses < 0) throw new JobSpecError('model', `must output one score per class (at least 2) per sample for ${dataset}, its output shape is [${out.join(', ')}]`);
     }
+    const problem = outputProblem(task, numClasses, input, planModel(spec).outputShape);
+    if (problem) throw new JobSpecError('model', `${problem} for ${dataset} (${task}), its output shape is [${planModel(spec).outputShape.join(', ')}]${typeof value === 'string' ? `; zoo models for ${task}: ${TASK_ZOO[task]}` : ''}`);
   } catch (err) {
     if (err instanceof JobSpecError) throw err;
     asJobSpecError(err, 'model');
   }
   return typeof value === 'string' ? value : spec;
+}
+
+/** Zoo models made for each task (any model with the right output shape is accepted). */
+const TASK_ZOO: Record<TaskName, string> = {
+  classification: 'lenet5, resnet, densenet, inception',
+  localization: 'localizer',
+  detection: 'yolo',
+  segmentation: 'unet',
+};
+
+/** What is wrong with a model's per-sample output shape for a task, or undefined. */
+function outputProblem(task: TaskName, numClasses: number, input: readonly number[], out: readonly number[]): string | undefined {
+  switch (task) {
+    case 'classification':
+      return out.length === 1 && out[0] === numClasses ? undefined : `must output ${numClasses} class scores per sample`;
+    case 'localization':
+      return out.length === 1 && out[0] === numClasses + 4 ? undefined : `must output ${numClasses} class scores and 4 box values ([${numClasses + 4}]) per sample`;
+    case 'detection':
+      return out.length === 3 && out[0] === 5 + numClasses && out[1] === out[2] && out[1] >= 1 ? undefined : `must output a YOLO grid [${5 + numClasses}, S, S] per sample`;
+    case 'segmentation':
+      return out.length === 3 && out[0] === numClasses && out[1] === input[1] && out[2] === input[2] ? undefined : `must output ${numClasses} class scores per pixel ([${numClasses}, ${input[1]}, ${input[2]}])`;
+  }
 }
 
 /** JSON with object keys sorted at every level: the canonical text of a spec. */

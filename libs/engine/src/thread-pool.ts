@@ -140,7 +140,7 @@ export class ThreadPool<Req, Res> {
     const entry = typeof this.options.entry === 'string' ? this.options.entry : this.options.entry.href;
     const worker = new Worker(BOOTSTRAP, {
       name,
-      workerData: { entry, data: this.options.data },
+      workerData: { entry, data: this.options.data, index },
       resourceLimits: this.options.resourceLimits,
     });
     const slot: Slot = { index, worker, ready: false };
@@ -219,4 +219,9 @@ export function serveThread<Req, Res>(handler: (request: Req) => Res | Promise<R
 /** The `data` option the pool was created with, inside a thread. */
 export function threadData<T>(): T {
   return (workerData as { data: T } | null)?.data as T;
+}
+
+/** This thread's index in its pool (0 ≤ index < size), inside a thread; undefined elsewhere. */
+export function threadIndex(): number | undefined {
+  return (workerData as { index?: number } | null)?.index;
 }

@@ -10,6 +10,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   buildModel,
+  planModel,
   createOptimizer,
   getZooSpec,
   learningRateAt,
@@ -20,23 +21,27 @@ import {
   type NamedArray,
   type Optimizer,
 } from '@stride/cnn';
-import { loadDataset, type Dataset } from '@stride/data';
+import type { LabeledBox } from '@stride/cnn';
+import { groundTruthObjects, rangeIndices, shardTargets, type JobDataset } from './data.ts';
+import { datasetLabel, datasetsDirOf, loadJobSplits, type LoadedSource } from './sources.ts';
+import { hasTrainAccuracy, primaryMetricOf, taskEvalMetrics, type PrimaryMetricName, type TaskName } from './tasks.ts';
 import { sha256Hex, type Checkpoint, type CheckpointMeta } from './checkpoint-format.ts';
 import { CheckpointStore, writeFileAtomic } from './checkpoint-store.ts';
-import { CheckpointError, JobSpecError, ShardResultError } from './errors.ts';
+import { CheckpointError, DivergenceError, isNamedError, JobSpecError, ShardResultError } from './errors.ts';
 import { TypedEmitter } from './events.ts';
 import type { Executor, JobContext, ShardResult, ShardTask } from './executor.ts';
-import { MetricsLog, type EvalMetrics, type StepMetrics } from './metrics.ts';
+import { MetricsLog, type EvalMetrics, type SkippedStep, type StepMetrics, type TaskMetrics } from './metrics.ts';
 import { evalShardRanges, shardSamples, StepPlanner } from './plan.ts';
-import { checkShardResult, reduceShards, type ReducedBatch } from './reduce.ts';
+import { checkShardResult, gradientOutliers, reduceShards, type ReducedBatch } from './reduce.ts';
+import { crashPoint } from './test-hooks.ts';
 import { packState, stateLayout, stateToBytes } from './shard.ts';
-import { asJobSpecError, canonicalJson, DATASET_SHAPES, normalizeJobSpec, totalStepsOf, type JobSpec, type JobSpecInput } from './spec.ts';
+import { asJobSpecError, canonicalJson, normalizeJobSpec, resolveDataset, totalStepsOf, type JobSpec, type JobSpecInput } from './spec.ts';
 
 /** A job's lifecycle: one named state with its payload. */
 export type JobState =
   | { readonly status: 'queued' }
   | { readonly status: 'running'; readonly step: number; readonly totalSteps: number }
-  | { readonly status: 'paused'; readonly step: number; readonly totalSteps: number }
+  | { readonly status: 'paused'; readonly step: number; readonly totalSteps: number; readonly reason?: string }
   | { readonly status: 'succeeded'; readonly result: TrainResult }
   | { readonly status: 'failed'; readonly step: number; readonly error: string }
   | { readonly status: 'cancelled'; readonly step: number; readonly totalSteps: number };
@@ -72,16 +77,20 @@ function shardsUsed(jobId: string, kind: 'train' | 'eval', step: number, results
 }
 
 /** How a run ended (a failure rejects `run()` instead). */
-export interface TrainResult {
+export interface TrainResult extends TaskMetrics {
   readonly jobId: string;
   readonly status: 'succeeded' | 'paused' | 'cancelled';
   /** SHA-256 hex of the canonical parameter bytes at the end of the run. */
   readonly paramsSha256: string;
-  /** Accuracy and loss of the last evaluation (the final one when succeeded); undefined before any. */
-  readonly testAccuracy?: number;
+  /** The job's task. */
+  readonly task?: TaskName;
+  /**
+   * Loss and task metrics of the last evaluation (the final one when succeeded); undefined before
+   * any. The metrics present depend on the task (see EvalMetrics).
+   */
   readonly testLoss?: number;
-  /** The best evaluation of the job so far. */
-  readonly best?: { readonly step: number; readonly testAccuracy: number };
+  /** The best evaluation of the job so far, by the task's primary metric. */
+  readonly best?: BestEval;
   /** Optimizer steps applied, of `totalSteps`. */
   readonly steps: number;
   readonly totalSteps: number;
@@ -94,6 +103,32 @@ export interface TrainResult {
   readonly resumedFrom: number;
   /** The last checkpoint written or loaded. */
   readonly checkpoint?: string;
+  /** Image folders with `skipBadFiles`: how many unreadable files were left out, and the first few with the reason. */
+  readonly skippedFiles?: LoadedSource['skipped'];
+}
+
+/**
+ * The best evaluation of a job by its task's primary metric (classification testAccuracy,
+ * localization locAccuracy, detection mAP50, segmentation mIoU). `testAccuracy` is kept for
+ * classification (records and checkpoints written before the vision tasks hold only step and it).
+ */
+export interface BestEval {
+  readonly step: number;
+  readonly metric: PrimaryMetricName;
+  readonly value: number;
+  readonly testAccuracy?: number;
+}
+
+/** A best-evaluation record as stored, old (`{ step, testAccuracy }`) or new, in the new form. */
+export function normalizeBest(best: unknown): BestEval | undefined {
+  if (typeof best !== 'object' || best === null) return undefined;
+  const b = best as { step?: unknown; metric?: unknown; value?: unknown; testAccuracy?: unknown };
+  if (typeof b.step !== 'number') return undefined;
+  if (typeof b.metric === 'string' && typeof b.value === 'number') {
+    return { step: b.step, metric: b.metric as PrimaryMetricName, value: b.value, ...(typeof b.testAccuracy === 'number' ? { testAccuracy: b.testAccuracy } : {}) };
+  }
+  if (typeof b.testAccuracy === 'number') return { step: b.step, metric: 'testAccuracy', value: b.testAccuracy, testAccuracy: b.testAccuracy };
+  return undefined;
 }
 
 /** Options of a Trainer. */
@@ -102,6 +137,8 @@ export interface TrainerOptions {
   executor: Executor;
   /** Root of Stride's data; the job lives in `<dataDir>/jobs/<jobId>/`. */
   dataDir: string;
+  /** Where `dataset.path` of image-folder and cifar10 jobs is resolved. Default `STRIDE_DATASETS_DIR`, else `<dataDir>/datasets`. */
+  datasetsDir?: string;
   /** Job id: 1-128 characters of [A-Za-z0-9_.-], not starting with a dot. */
   jobId: string;
   /**
@@ -114,7 +151,29 @@ export interface TrainerOptions {
   resume?: boolean;
   /** Attempts per step when shard results are rejected (invalid results are re-requested). Default 3. */
   maxStepAttempts?: number;
+  /**
+   * Steps skipped in a row (shards that keep giving non-finite or outlier gradients) after which
+   * the run stops with a `DivergenceError`. Default 3.
+   */
+  maxSkippedInARow?: number;
+  /**
+   * Called before every write that matters — each parameter publication, checkpoint and the
+   * result file — and throws (a `LeaseLostError`) when this runner may no longer write for the job.
+   * The coordinator checks its lease's fencing token here. Default: none.
+   */
+  guard?: () => Promise<void>;
 }
+
+/**
+ * Divergence: a step's mean training loss above LOSS_BLOWUP_FACTOR × ln(classes) — ten times the
+ * loss of a uniform guess, i.e. confidently wrong on most of the batch — for LOSS_BLOWUP_STEPS
+ * steps in a row stops the run with a `DivergenceError` (the step is not applied).
+ */
+export const LOSS_BLOWUP_FACTOR = 10;
+export const LOSS_BLOWUP_STEPS = 3;
+
+/** Shard failures after which the step is skipped rather than the run stopped. */
+const SKIPPABLE = new Set(['non-finite', 'outlier']);
 
 /** Where a job's files live. */
 export function jobPaths(dataDir: string, jobId: string): { dir: string; spec: string; metrics: string; checkpoints: string; result: string } {
@@ -125,9 +184,12 @@ export function jobPaths(dataDir: string, jobId: string): { dir: string; spec: s
 const JOB_ID_RE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 
 /** The model spec of a job: a zoo name resolved for the dataset's shape and classes. */
-export function resolveModelSpec(spec: JobSpec): ModelSpec {
+export function resolveModelSpec(spec: JobSpec, loadedClasses?: number): ModelSpec {
   if (typeof spec.model !== 'string') return spec.model;
-  const { input, numClasses } = DATASET_SHAPES[spec.dataset];
+  const { input, numClasses: known, classesFromData } = resolveDataset(spec);
+  // An image folder's classes are known once it is loaded: the caller passes them.
+  const numClasses = classesFromData ? loadedClasses : known;
+  if (numClasses === undefined) throw new Error(`resolveModelSpec: ${datasetLabel(spec.dataset)} counts its classes when loaded; pass the loaded class count`);
   return getZooSpec(spec.model, { inChannels: input[0], height: input[1], width: input[2], numClasses });
 }
 
@@ -153,8 +215,10 @@ function stopReason(signal: AbortSignal): 'paused' | 'cancelled' {
 interface Setup {
   readonly spec: JobSpec;
   readonly paths: ReturnType<typeof jobPaths>;
-  readonly train: Dataset;
-  readonly test: Dataset;
+  readonly train: JobDataset;
+  readonly test: JobDataset;
+  /** detection: the objects of the evaluated test images (mAP's ground truth). */
+  readonly evalObjects?: LabeledBox[][];
   readonly modelSpec: ModelSpec;
   readonly model: Model;
   readonly optimizer: Optimizer;
@@ -164,6 +228,8 @@ interface Setup {
   readonly store: CheckpointStore;
   readonly metrics: MetricsLog;
   readonly evalTasks: (step: number) => ShardTask[];
+  /** Image folders with `skipBadFiles`: the files left out. */
+  readonly skipped?: LoadedSource['skipped'];
 }
 
 /** Progress of a run, restored from a checkpoint on resume. */
@@ -171,13 +237,16 @@ interface Progress {
   /** Optimizer steps applied = the current parameter version. */
   done: number;
   evals: EvalMetrics[];
-  best?: { step: number; testAccuracy: number };
+  best?: BestEval;
   lastStep?: StepMetrics;
   elapsedBefore: number;
   /** Version last handed to `publishParams` (-1: none yet in this run). */
   published: number;
   checkpointStep: number;
   checkpointFile?: string;
+  /** Steps skipped in a row, and steps in a row whose loss was above the blow-up limit (this run). */
+  skippedInARow: number;
+  blowupsInARow: number;
 }
 
 /**
@@ -219,6 +288,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       progress = await this.restore(setup);
       this.setState({ status: 'running', step: progress.done, totalSteps: setup.totalSteps });
       const result = await this.loop(setup, progress, t0);
+      if (result.status === 'succeeded') await this.options.guard?.();
       if (result.status === 'succeeded') await writeFileAtomic(setup.paths.result, `${JSON.stringify(result, null, 2)}\n`);
       this.setState(result.status === 'succeeded' ? { status: 'succeeded', result } : { status: result.status, step: result.steps, totalSteps: result.totalSteps });
       return result;
@@ -265,12 +335,22 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     }
     await writeFileAtomic(paths.spec, specText);
 
-    const [train, test] = await Promise.all([loadDataset(spec.dataset, 'train'), loadDataset(spec.dataset, 'test')]);
-    const expected = DATASET_SHAPES[spec.dataset];
-    if (train.channels !== expected.input[0] || train.height !== expected.input[1] || train.width !== expected.input[2] || train.numClasses !== expected.numClasses) {
-      throw new Error(`dataset ${spec.dataset}: loaded ${train.channels}×${train.height}×${train.width} with ${train.numClasses} classes, expected ${expected.input.join('×')} with ${expected.numClasses}`);
+    const { train, test, skipped } = await loadJobSplits(spec, this.options.datasetsDir ?? datasetsDirOf(this.options.dataDir));
+    const expected = resolveDataset(spec);
+    if (train.channels !== expected.input[0] || train.height !== expected.input[1] || train.width !== expected.input[2] || (!expected.classesFromData && train.numClasses !== expected.numClasses)) {
+      throw new Error(`dataset ${datasetLabel(spec.dataset)}: loaded ${train.channels}×${train.height}×${train.width} with ${train.numClasses} classes, expected ${expected.input.join('×')} with ${expected.numClasses}`);
     }
-    const modelSpec = resolveModelSpec(spec);
+    if (skipped && skipped.count > 0) {
+      const listed = skipped.files.map((f) => `${f.path} (${f.reason})`).join('; ');
+      this.log('warn', `dataset ${datasetLabel(spec.dataset)}: skipped ${skipped.count} unreadable file${skipped.count === 1 ? '' : 's'} (skipBadFiles): ${listed}${skipped.count > skipped.files.length ? '; ...' : ''}`);
+    }
+    const modelSpec = resolveModelSpec(spec, train.numClasses);
+    if (expected.classesFromData && typeof spec.model !== 'string') {
+      const out = planModel(modelSpec).outputShape;
+      if (out.length !== 1 || out[0] !== train.numClasses) {
+        throw new JobSpecError('model', `must output ${train.numClasses} class scores per sample for ${datasetLabel(spec.dataset)} (classes ${train.classNames.join(', ')}), its output shape is [${out.join(', ')}]`);
+      }
+    }
     const model = buildJobModel(modelSpec, spec.seed);
     const optimizer = createOptimizer(spec.optimizer, model.params);
     const planner = new StepPlanner(train.count, spec.batchSize, spec.shards, spec.seed);
@@ -278,7 +358,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const job: JobContext = {
       jobId,
       modelSpec,
-      task: 'classification',
+      task: expected.task,
+      ...(expected.task === 'classification' ? {} : { numClasses: expected.numClasses }),
       normalization: { mean: [...train.mean], std: [...train.std] },
       seed: spec.seed,
       ...stateLayout(model),
@@ -289,19 +370,24 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     // The test split, cut once into fixed, in-order shards; each task owns a copy of its pixels.
     const sampleSize = test.channels * test.height * test.width;
     const evalCount = spec.evalSamples > 0 ? Math.min(spec.evalSamples, test.count) : test.count;
-    const evalShards = evalShardRanges(evalCount, spec.evalShards).map((r) => ({
-      shard: r.shard,
-      count: r.end - r.start,
-      images: test.images.slice(r.start * sampleSize, r.end * sampleSize),
-      labels: test.labels.slice(r.start, r.end),
-    }));
+    const evalShards = evalShardRanges(evalCount, spec.evalShards).map((r) => {
+      const targets = shardTargets(job.task, test, rangeIndices(r.start, r.end));
+      return {
+        shard: r.shard,
+        count: r.end - r.start,
+        images: test.images.slice(r.start * sampleSize, r.end * sampleSize),
+        labels: test.labels.slice(r.start, r.end),
+        ...(targets ? { targets } : {}),
+      };
+    });
     const evalTasks = (step: number): ShardTask[] => evalShards.map((s) => ({ kind: 'eval', jobId, step, paramsVersion: step, ...s }));
-    return { spec, paths, train, test, modelSpec, model, optimizer, planner, totalSteps, job, store, metrics, evalTasks };
+    const evalObjects = job.task === 'detection' ? groundTruthObjects(test, evalCount) : undefined;
+    return { spec, paths, train, test, evalObjects, modelSpec, model, optimizer, planner, totalSteps, job, store, metrics, evalTasks, skipped };
   }
 
   /** Restores the latest good checkpoint into the model and optimizer, or starts from step 0. */
   private async restore(s: Setup): Promise<Progress> {
-    const fresh: Progress = { done: 0, evals: [], elapsedBefore: 0, published: -1, checkpointStep: -1 };
+    const fresh: Progress = { done: 0, evals: [], elapsedBefore: 0, published: -1, checkpointStep: -1, skippedInARow: 0, blowupsInARow: 0 };
     const ckpt = this.options.resume === false ? undefined : await s.store.loadLatest();
     if (!ckpt) {
       await s.metrics.truncateAfter(0);
@@ -326,12 +412,14 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     return {
       done: meta.step,
       evals: [...meta.evals],
-      best: meta.best ? { ...meta.best } : undefined,
+      best: normalizeBest(meta.best),
       lastStep: meta.lastStep,
       elapsedBefore: meta.elapsedMs,
       published: -1,
       checkpointStep: meta.step,
       checkpointFile: where,
+      skippedInARow: 0,
+      blowupsInARow: 0,
     };
   }
 
@@ -373,8 +461,9 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       jobId: this.jobId,
       status,
       paramsSha256: sha256Hex(paramsToBytes(s.model.params)),
-      testAccuracy: last?.testAccuracy,
+      task: s.job.task,
       testLoss: last?.testLoss,
+      ...(last ? taskMetricsOf(last) : {}),
       best: p.best,
       steps: p.done,
       totalSteps: s.totalSteps,
@@ -383,12 +472,14 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       elapsedMs,
       resumedFrom,
       checkpoint: p.checkpointFile,
+      ...(s.skipped ? { skippedFiles: s.skipped } : {}),
     };
   }
 
   /** Makes the current parameters available as version `p.done`, once. Returns the time taken. */
   private async publish(s: Setup, p: Progress): Promise<number> {
     if (p.published === p.done) return 0;
+    await this.options.guard?.();
     const t = performance.now();
     await this.options.executor.publishParams(s.job, p.done, stateToBytes(packState(s.model)));
     p.published = p.done;
@@ -397,11 +488,15 @@ export class Trainer extends TypedEmitter<TrainerListener> {
 
   /**
    * Runs `tasks` and returns validated results in task order. Invalid results are reported and
-   * their shards run again (up to `maxStepAttempts` rounds); they never reach the reduction.
+   * their shards run again (up to `maxStepAttempts` rounds); they never reach the reduction. Train
+   * results also pass the per-shard norm check (`gradientOutliers`: a shard's gradient norm against
+   * the step's median) once all are in; an outlier is re-requested like an invalid result. Throws a
+   * `ShardResultError` whose `reason` is `non-finite` or `outlier` when only such results remained.
    */
   private async runValidated(s: Setup, tasks: ShardTask[]): Promise<ShardResult[]> {
     const attempts = this.options.maxStepAttempts ?? 3;
     const results: (ShardResult | undefined)[] = new Array(tasks.length);
+    const reasons = new Map<number, string>();
     let pending = tasks.map((_, i) => i);
     for (let attempt = 1; pending.length > 0; attempt++) {
       const batch = await this.options.executor.runShards(s.job, pending.map((i) => tasks[i]), this.options.signal);
@@ -410,17 +505,45 @@ export class Trainer extends TypedEmitter<TrainerListener> {
         const problem = checkShardResult(s.job, tasks[i], batch[k]);
         if (problem) {
           this.log('warn', `rejected result of step ${tasks[i].step} shard ${tasks[i].shard} (${tasks[i].kind}): ${problem}`);
+          reasons.set(i, /non-finite|not a finite/.test(problem) ? 'non-finite' : 'invalid');
           retry.push(i);
         } else {
           results[i] = batch[k];
         }
       });
+      if (retry.length === 0 && tasks[0]?.kind === 'train') {
+        for (const { index, problem } of gradientOutliers(results as ShardResult[])) {
+          this.log('warn', `rejected result of step ${tasks[index].step} shard ${tasks[index].shard} (train): ${problem}`);
+          reasons.set(index, 'outlier');
+          results[index] = undefined;
+          retry.push(index);
+        }
+      }
       if (retry.length > 0 && attempt >= attempts) {
-        throw new ShardResultError(`job ${this.jobId} step ${tasks[retry[0]].step}: shards ${retry.map((i) => tasks[i].shard).join(', ')} gave invalid results ${attempts} times`);
+        const why = [...new Set(retry.map((i) => reasons.get(i)!))];
+        throw new ShardResultError(
+          `job ${this.jobId} step ${tasks[retry[0]].step}: shards ${retry.map((i) => tasks[i].shard).join(', ')} gave ${why.join(' or ')} results ${attempts} times`,
+          why.length === 1 ? why[0] : 'invalid',
+        );
       }
       pending = retry;
     }
     return results as ShardResult[];
+  }
+
+  /** Records a step that is not applied (parameters and optimizer state unchanged) and moves on to the next. */
+  private async skipStep(s: Setup, p: Progress, step: number, reason: string): Promise<void> {
+    p.done = step + 1;
+    p.skippedInARow++;
+    p.blowupsInARow = 0;
+    const record: SkippedStep = { type: 'skip', step, reason, time: new Date().toISOString() };
+    await s.metrics.append(record);
+    this.log('warn', `job ${this.jobId} step ${step} skipped, parameters unchanged: ${reason}`);
+    this.setState({ status: 'running', step: p.done, totalSteps: s.totalSteps });
+    const limit = this.options.maxSkippedInARow ?? 3;
+    if (p.skippedInARow >= limit) {
+      throw new DivergenceError(`job ${this.jobId}: ${p.skippedInARow} steps in a row skipped (up to step ${step}) for non-finite or outlier gradients: training diverged or the data is bad; last: ${reason}`);
+    }
   }
 
   private async trainStep(s: Setup, p: Progress): Promise<void> {
@@ -428,14 +551,32 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const step = p.done;
     const plan = s.planner.plan(step);
     const tasks: ShardTask[] = plan.shards.map((sh) => {
-      const { images, labels } = shardSamples(s.train, plan, sh);
-      return { kind: 'train', jobId: this.jobId, step, shard: sh.shard, paramsVersion: step, count: sh.end - sh.start, images, labels };
+      const { images, labels } = shardSamples(s.train, plan, sh, s.spec.augment ? { ...s.spec.augment, seed: s.spec.seed } : undefined);
+      const targets = shardTargets(s.job.task, s.train, plan.indices.subarray(sh.start, sh.end));
+      return { kind: 'train', jobId: this.jobId, step, shard: sh.shard, paramsVersion: step, count: sh.end - sh.start, images, labels, ...(targets ? { targets } : {}) };
     });
     const publishMs = await this.publish(s, p);
-    const results = await this.runValidated(s, tasks);
+    let results: ShardResult[];
+    try {
+      results = await this.runValidated(s, tasks);
+    } catch (err) {
+      if (!isNamedError(err, 'ShardResultError') || !SKIPPABLE.has((err as ShardResultError).reason ?? '')) throw err;
+      return this.skipStep(s, p, step, (err as Error).message);
+    }
+    p.skippedInARow = 0;
 
     const t1 = performance.now();
     const reduced: ReducedBatch = reduceShards(s.job, tasks, results);
+    const batchLoss = reduced.lossSum / reduced.count;
+    // Classification only: other tasks' losses have no "uniform guess" scale.
+    const classes = s.train.numClasses;
+    const lossLimit = s.job.task === 'classification' ? LOSS_BLOWUP_FACTOR * Math.log(classes) : Infinity;
+    p.blowupsInARow = !(batchLoss <= lossLimit) ? p.blowupsInARow + 1 : 0;
+    if (p.blowupsInARow >= LOSS_BLOWUP_STEPS) {
+      throw new DivergenceError(
+        `job ${this.jobId}: the training loss blew up: ${batchLoss.toPrecision(4)} at step ${step}, above ${lossLimit.toPrecision(4)} (${LOSS_BLOWUP_FACTOR} × ln ${classes}) for ${LOSS_BLOWUP_STEPS} steps in a row; lower the learning rate (${s.spec.optimizer.lr})`,
+      );
+    }
     let offset = 0;
     for (const param of s.model.params) {
       param.grad.set(reduced.gradient!.subarray(offset, offset + param.grad.length));
@@ -451,6 +592,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const t2 = performance.now();
     const lr = learningRateAt(s.spec.schedule, s.spec.optimizer.lr, step, s.totalSteps);
     s.optimizer.step(lr);
+    crashPoint('optimizer-step');
     p.done = step + 1;
     const t3 = performance.now();
 
@@ -469,7 +611,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       epoch: plan.epoch,
       epochProgress: p.done / s.planner.stepsPerEpoch,
       loss: reduced.lossSum / reduced.count,
-      accuracy: reduced.correct / reduced.count,
+      ...(hasTrainAccuracy(s.job.task) ? { accuracy: reduced.correct / reduced.count } : {}),
       count: reduced.count,
       lr,
       imagesPerSec: (reduced.count * 1000) / stepMs,
@@ -495,18 +637,23 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const tasks = s.evalTasks(p.done);
     const results = await this.runValidated(s, tasks);
     const reduced = reduceShards(s.job, tasks, results);
+    const taskMetrics = taskEvalMetrics(s.job, results, reduced.count, reduced.correct, { objects: s.evalObjects });
     const metrics: EvalMetrics = {
       type: 'eval',
       step: p.done,
       epochProgress: p.done / s.planner.stepsPerEpoch,
+      task: s.job.task,
       testLoss: reduced.lossSum / reduced.count,
-      testAccuracy: reduced.correct / reduced.count,
+      ...taskMetrics,
       count: reduced.count,
       evalMs: performance.now() - t0,
       time: new Date().toISOString(),
     };
     p.evals.push(metrics);
-    if (!p.best || metrics.testAccuracy > p.best.testAccuracy) p.best = { step: p.done, testAccuracy: metrics.testAccuracy };
+    const { metric, value } = primaryMetricOf(s.job.task, taskMetrics);
+    if (!p.best || value > p.best.value) {
+      p.best = { step: p.done, metric, value, ...(s.job.task === 'classification' ? { testAccuracy: value } : {}) };
+    }
     await s.metrics.append(metrics);
     this.emit('shards', shardsUsed(this.jobId, 'eval', p.done, results));
     this.emit('eval', { ...metrics, jobId: this.jobId });
@@ -536,11 +683,19 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       createdAt: new Date().toISOString(),
     };
     const ckpt: Checkpoint = { meta, params: named(s.model.params), buffers: named(s.model.buffers), optimizerState: s.optimizer.stateArrays() };
+    await this.options.guard?.();
     const { file } = await s.store.write(ckpt);
     p.checkpointStep = p.done;
     p.checkpointFile = file;
     this.emit('checkpoint', { jobId: this.jobId, step: p.done, file });
   }
+}
+
+/** The task metrics of an evaluation record (only those present). */
+function taskMetricsOf(e: EvalMetrics): Partial<Pick<EvalMetrics, 'testAccuracy' | 'meanIoU' | 'locAccuracy' | 'mAP50' | 'mIoU' | 'pixelAccuracy'>> {
+  const out: Record<string, number> = {};
+  for (const key of ['testAccuracy', 'meanIoU', 'locAccuracy', 'mAP50', 'mIoU', 'pixelAccuracy'] as const) if (typeof e[key] === 'number') out[key] = e[key];
+  return out;
 }
 
 /** Runs or resumes a job: `new Trainer(spec, options)`, the listeners in `on` attached, `run()`. */

@@ -64,7 +64,7 @@ describe('normalizeJobSpec', () => {
     ['a bad beta', { optimizer: { type: 'adam', lr: 1e-3, betas: [0.9, 1.5] } }, 'optimizer.betas[1]', /1.5/],
     ['an unknown schedule', { schedule: { type: 'exp' } }, 'schedule.type', /exp/],
     ['an unknown schedule field', { schedule: { type: 'cosine', gamma: 2 } }, 'schedule.gamma', /unknown field/],
-    ['an unknown dataset', { dataset: 'cifar' }, 'dataset', /mnist, fashion-mnist, got "cifar"/],
+    ['an unknown dataset', { dataset: 'cifar' }, 'dataset', /mnist, fashion-mnist, mnist-localization, mnist-detection, mnist-segmentation, got "cifar"/],
     ['both epochs and steps', { epochs: 1, steps: 3 }, 'steps', /not both/],
     ['fractional epochs', { epochs: 1.5 }, 'epochs', /integer.*got 1.5/],
     ['zero steps', { steps: 0 }, 'steps', /got 0/],

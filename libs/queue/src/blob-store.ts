@@ -1,7 +1,7 @@
 // Binary blobs of training jobs in Redis: parameter versions, shard inputs, shard gradients, and
 // the job context. Each key has an expiry, so whatever a crashed coordinator leaves behind goes
 // away by itself; the executor refreshes the keys of a running job.
-import type { JobContext } from '@stride/engine';
+import { TASKS, type JobContext } from '@stride/engine';
 import type { Redis } from 'ioredis';
 import {
   decodeGradient,
@@ -12,11 +12,12 @@ import {
   encodeShardInput,
   Fields,
   type GradientMessage,
+  type ParamsMessage,
   type ShardInputMessage,
 } from './codec.ts';
 import { withDefaults } from './config.ts';
 import { MessageError, MissingBlobError, StaleJobError } from './errors.ts';
-import type { Keys, ShardKind } from './keys.ts';
+import type { Keys } from './keys.ts';
 
 /** Options of a BlobStore. */
 export interface BlobStoreOptions {
@@ -55,9 +56,19 @@ export class BlobStore {
 
   // -- parameter versions ---------------------------------------------------------------------
 
-  /** Writes parameter version `version` (the packed state) once, with the store's expiry, under publication `token`. */
-  async putParams(jobId: string, version: number, token: string, state: Uint8Array): Promise<void> {
-    await this.redis.set(this.keys.params(jobId, version), encodeParams({ jobId, version, token, state }), 'PX', this.ttlMs);
+  /**
+   * Writes parameter version `version` (the packed state) once, with the store's expiry, under
+   * publication `token`; deletes the keys in `unlink` (the superseded version) in the same round trip.
+   */
+  async putParams(jobId: string, version: number, token: string, state: Uint8Array, unlink: readonly string[] = []): Promise<void> {
+    const key = this.keys.params(jobId, version);
+    const bytes = encodeParams({ jobId, version, token, state });
+    const stale = unlink.filter((k) => k !== key);
+    if (stale.length === 0) {
+      await this.redis.set(key, bytes, 'PX', this.ttlMs);
+      return;
+    }
+    await execPipeline(this.redis.pipeline().set(key, bytes, 'PX', this.ttlMs).unlink(...stale));
   }
 
   /**
@@ -75,15 +86,24 @@ export class BlobStore {
 
   // -- shard inputs ---------------------------------------------------------------------------
 
-  /** Writes shard inputs in one round trip. */
-  async putInputs(inputs: readonly ShardInputMessage[]): Promise<void> {
-    if (inputs.length === 0) return;
+  /**
+   * Writes shard inputs in one round trip; with `params`, also that parameter version (see
+   * `putParams`) in the same round trip.
+   */
+  async putInputs(inputs: readonly ShardInputMessage[], params?: ParamsMessage & { unlink?: readonly string[] }): Promise<void> {
+    if (inputs.length === 0 && !params) return;
     const pipe = this.redis.pipeline();
+    if (params) {
+      const key = this.keys.params(params.jobId, params.version);
+      pipe.set(key, encodeParams(params), 'PX', this.ttlMs);
+      const stale = (params.unlink ?? []).filter((k) => k !== key);
+      if (stale.length > 0) pipe.unlink(...stale);
+    }
     for (const m of inputs) pipe.set(this.keys.input(m.jobId, m.kind, m.step, m.shard), encodeShardInput(m), 'PX', this.ttlMs);
     await execPipeline(pipe);
   }
 
-  async getInput(expected: { jobId: string; kind: ShardKind; step: number; shard: number; count: number; sampleBytes: number }): Promise<ShardInputMessage> {
+  async getInput(expected: Parameters<typeof decodeShardInput>[1]): Promise<ShardInputMessage> {
     const key = this.keys.input(expected.jobId, expected.kind, expected.step, expected.shard);
     const raw = await this.redis.getBuffer(key);
     if (!raw) throw new MissingBlobError(key, `input of ${expected.kind} shard ${expected.shard} of step ${expected.step} is not in Redis`);
@@ -148,7 +168,8 @@ export function parseJobContext(raw: Uint8Array, expectedJobId: string): JobCont
     throw new MessageError('JobContext.modelSpec.input', `expected [channels, height, width] of positive integers, got ${JSON.stringify(input)}`);
   }
   if (!Array.isArray(ms.value('layers'))) throw new MessageError('JobContext.modelSpec.layers', 'expected an array');
-  const task = f.oneOf('task', ['classification'] as const);
+  const task = f.oneOf('task', TASKS);
+  const numClasses = f.has('numClasses') || task !== 'classification' ? f.int('numClasses', 1, 65_536) : undefined;
   const norm = new Fields('JobContext.normalization', f.value('normalization'));
   const channels = input[0] as number;
   const vec = (name: 'mean' | 'std'): number[] => {
@@ -164,6 +185,7 @@ export function parseJobContext(raw: Uint8Array, expectedJobId: string): JobCont
     jobId,
     modelSpec: modelSpec as JobContext['modelSpec'],
     task,
+    ...(numClasses === undefined ? {} : { numClasses }),
     normalization,
     seed: f.int('seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     stateLength: f.int('stateLength', 1, 2 ** 31 - 1),

@@ -8,6 +8,7 @@
 // references), and each message is checked field by field against its schema. A failure throws a
 // `MessageError` whose `field` is the path of the offending field.
 import { Packr } from 'msgpackr';
+import { DETECTION_EVAL, type ShardTargets, type TaskName } from '@stride/engine';
 import { MessageError } from './errors.ts';
 import { isJobId, type ShardKind } from './keys.ts';
 
@@ -35,7 +36,7 @@ export function encodeMessage(value: unknown): Buffer {
 /**
  * Unpacks bytes read from Redis into plain data. Refuses messages larger than `maxBytes`, malformed
  * or trailing bytes, and any value that is not null, boolean, number, string, plain object, array,
- * Uint8Array or Float32Array.
+ * Uint8Array, Uint32Array or Float32Array.
  */
 export function decodeMessage(bytes: Uint8Array, schema: string, maxBytes: number): unknown {
   if (!(bytes instanceof Uint8Array)) throw new MessageError(schema, `expected bytes, got ${describe(bytes)}`);
@@ -61,7 +62,7 @@ function describe(v: unknown): string {
 function checkPlain(v: unknown, path: string, depth: number): void {
   if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return;
   if (depth > MAX_DEPTH) throw new MessageError(path, `nested deeper than ${MAX_DEPTH} levels`);
-  if (v instanceof Uint8Array || v instanceof Float32Array) return;
+  if (v instanceof Uint8Array || v instanceof Float32Array || v instanceof Uint32Array) return;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) checkPlain(v[i], `${path}[${i}]`, depth + 1);
     return;
@@ -165,6 +166,21 @@ export class Fields {
     return v;
   }
 
+  /** A Uint32Array of exactly `length` values. */
+  uint32(name: string, length: number): Uint32Array {
+    const v = this.get(name);
+    if (!(v instanceof Uint32Array)) this.fail(name, `expected a Uint32Array, got ${describe(v)}`);
+    if (v.length !== length) this.fail(name, `expected ${length} values, got ${v.length}`);
+    return v;
+  }
+
+  /** A Float32Array of exactly `length` values, each in [0, 1]. */
+  unitFloat32(name: string, length: number): Float32Array {
+    const v = this.float32(name, length);
+    for (let i = 0; i < v.length; i++) if (!(v[i] >= 0 && v[i] <= 1)) this.fail(`${name}[${i}]`, `${v[i]} is not in [0, 1]`);
+    return v;
+  }
+
   /** Raw access for nested structures validated elsewhere. */
   value(name: string): unknown {
     return this.get(name);
@@ -226,15 +242,72 @@ export interface ShardInputMessage {
   readonly images: Uint8Array;
   /** One class index per sample. */
   readonly labels: Uint8Array;
+  /** The task's targets (see `ShardTargets`); absent for classification. On the wire its fields sit beside `labels`. */
+  readonly targets?: ShardTargets;
+}
+
+/** Largest number of objects one detection sample may carry on the wire. */
+export const MAX_OBJECTS_PER_SAMPLE = 256;
+
+/** Upper bound of the bytes a shard's targets take, per task, before decoding. */
+function targetBytes(task: TaskName, count: number, pixels: number): number {
+  switch (task) {
+    case 'classification':
+      return 0;
+    case 'localization':
+      return count * 16;
+    case 'detection':
+      return (count + 1) * 4 + count * MAX_OBJECTS_PER_SAMPLE * 17;
+    case 'segmentation':
+      return count * pixels;
+  }
 }
 
 export function encodeShardInput(m: ShardInputMessage): Buffer {
-  return encodeMessage({ jobId: m.jobId, kind: m.kind, step: m.step, shard: m.shard, count: m.count, images: m.images, labels: m.labels });
+  const out: Record<string, unknown> = { jobId: m.jobId, kind: m.kind, step: m.step, shard: m.shard, count: m.count, images: m.images, labels: m.labels };
+  for (const key of ['boxes', 'boxLabels', 'boxOffsets', 'masks'] as const) if (m.targets?.[key] !== undefined) out[key] = m.targets[key];
+  return encodeMessage(out);
 }
 
-/** Decodes a shard input and checks it is the one the shard job names, with `sampleBytes` pixels per sample. */
-export function decodeShardInput(bytes: Uint8Array, expected: { jobId: string; kind: ShardKind; step: number; shard: number; count: number; sampleBytes: number }): ShardInputMessage {
-  const f = new Fields('ShardInput', decodeMessage(bytes, 'ShardInput', expected.count * (expected.sampleBytes + 1) + HEADER_SLACK));
+/** Reads and checks the targets fields of a shard input for `task` (lengths against `count` and each other, ranges). */
+function shardTargetFields(f: Fields, task: TaskName, count: number, pixels: number): ShardTargets | undefined {
+  switch (task) {
+    case 'classification':
+      return undefined;
+    case 'localization':
+      return { boxes: f.unitFloat32('boxes', 4 * count) };
+    case 'segmentation':
+      return { masks: f.bytes('masks', count * pixels) };
+    case 'detection': {
+      const boxOffsets = f.uint32('boxOffsets', count + 1);
+      if (boxOffsets[0] !== 0) throw new MessageError('ShardInput.boxOffsets[0]', `expected 0, got ${boxOffsets[0]}`);
+      for (let i = 0; i < count; i++) {
+        const objects = boxOffsets[i + 1] - boxOffsets[i];
+        if (objects < 0 || objects > MAX_OBJECTS_PER_SAMPLE) {
+          throw new MessageError(`ShardInput.boxOffsets[${i + 1}]`, `sample ${i} has ${objects} objects, expected 0 to ${MAX_OBJECTS_PER_SAMPLE}`);
+        }
+      }
+      const objects = boxOffsets[count];
+      const boxes = f.unitFloat32('boxes', 4 * objects);
+      const boxLabels = f.bytes('boxLabels', objects);
+      return { boxes, boxLabels, boxOffsets };
+    }
+  }
+}
+
+/**
+ * Decodes a shard input and checks it is the one the shard job names, with `sampleBytes` pixels per
+ * sample and the targets of `task` (default classification: none) for images of `pixels` = H × W.
+ * The size limit is derived from the expected count before anything is decoded.
+ */
+export function decodeShardInput(
+  bytes: Uint8Array,
+  expected: { jobId: string; kind: ShardKind; step: number; shard: number; count: number; sampleBytes: number; task?: TaskName; pixels?: number },
+): ShardInputMessage {
+  const task = expected.task ?? 'classification';
+  const pixels = expected.pixels ?? 0;
+  const limit = expected.count * (expected.sampleBytes + 1) + targetBytes(task, expected.count, pixels) + HEADER_SLACK;
+  const f = new Fields('ShardInput', decodeMessage(bytes, 'ShardInput', limit));
   const m = {
     jobId: f.jobId('jobId'),
     kind: f.oneOf('kind', ['train', 'eval'] as const),
@@ -247,8 +320,9 @@ export function decodeShardInput(bytes: Uint8Array, expected: { jobId: string; k
   }
   const images = f.bytes('images', m.count * expected.sampleBytes);
   const labels = f.bytes('labels', m.count);
+  const targets = shardTargetFields(f, task, m.count, pixels);
   f.done();
-  return { ...m, images, labels };
+  return { ...m, images, labels, ...(targets ? { targets } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,6 +419,39 @@ export interface ShardReturn extends ShardIdentity {
   readonly computeMs: number;
   readonly queueMs: number;
   readonly workerId: string;
+  /** Eval of the vision tasks: the task's statistics (see `ShardResult.stats`); checked against the task by the engine. */
+  readonly stats?: readonly number[];
+  /** Where the worker's time went (see `ShardTiming`); absent from workers that do not report it. */
+  readonly timing?: WorkerTiming;
+}
+
+/** The worker's part of a shard's timeline: wall-clock ms (`performance.timeOrigin + performance.now()`). */
+export interface WorkerTiming {
+  readonly startedAt: number;
+  readonly fetchMs: number;
+  readonly uploadMs: number;
+  readonly doneAt: number;
+}
+
+function workerTiming(value: unknown): WorkerTiming {
+  const f = new Fields('ShardReturn.timing', value);
+  const t = { startedAt: f.finite('startedAt'), fetchMs: f.finite('fetchMs'), uploadMs: f.finite('uploadMs'), doneAt: f.finite('doneAt') };
+  f.done();
+  return t;
+}
+
+/** Largest stats array of a shard of `count` samples: a confusion matrix of up to 256 classes, or the detections. */
+function maxStats(count: number): number {
+  return 65_536 + count * 7 * DETECTION_EVAL.maxDetections;
+}
+
+function statsField(v: unknown, count: number): number[] {
+  if (!Array.isArray(v)) throw new MessageError('ShardReturn.stats', `expected an array of numbers, got ${describe(v)}`);
+  if (v.length > maxStats(count)) throw new MessageError('ShardReturn.stats', `${v.length} values exceed the limit of ${maxStats(count)} for ${count} samples`);
+  for (let i = 0; i < v.length; i++) {
+    if (typeof v[i] !== 'number' || !Number.isFinite(v[i])) throw new MessageError(`ShardReturn.stats[${i}]`, `expected a finite number, got ${describe(v[i])}`);
+  }
+  return v as number[];
 }
 
 /**
@@ -360,6 +467,8 @@ export function parseShardReturn(value: unknown): ShardReturn {
     computeMs: f.finite('computeMs'),
     queueMs: f.finite('queueMs'),
     workerId: f.string('workerId', 200),
+    ...(f.has('stats') ? { stats: statsField(f.value('stats'), f.int('count', 1, MAX_SHARD_SAMPLES)) } : {}),
+    ...(f.has('timing') ? { timing: workerTiming(f.value('timing')) } : {}),
   };
   f.done();
   if (r.correct > r.count) throw new MessageError('ShardReturn.correct', `${r.correct} correct out of ${r.count} samples`);

@@ -1,8 +1,9 @@
 // The BullMQ executor: the engine's Executor over Redis, driven by the coordinator.
 //
-// publishParams writes parameter version v once as a binary key. runShards writes each shard's
-// input as a binary key, enqueues one shard job per task with a deterministic id
-// (`${jobId}-s${step}-${shard}`), and waits until every job has an accepted result.
+// publishParams makes parameter version v current; runShards writes it once as a binary key
+// together with each shard's input (one round trip for all), enqueues one shard job per task with
+// a deterministic id (`${jobId}-s${step}-${shard}`), and waits until every job has an accepted
+// result.
 //
 // Exactly-once accounting on an at-least-once queue: a shard's entry leaves the pending table the
 // moment its result is accepted, so it is counted once. Before that, a result is judged: it must
@@ -11,14 +12,16 @@
 // enqueued again under the same id); a completion seen again after acceptance is logged as a
 // duplicate and ignored. Results are never averaged here: the engine reduces what we return.
 //
-// Waiting must not miss a completion: QueueEvents tells us quickly, a poll of every quiet pending
+// Waiting must not miss a completion: QueueEvents tells us quickly (a completion event carries the
+// return value, which is judged at once; only a result that fails a check there is looked up and
+// judged again from the job itself, as the event may be a previous run's), a poll of every quiet pending
 // job's state (every `pollIntervalMs`) catches whatever an event stream gap (Redis reconnect) lost,
 // and each job's state is checked right after it is enqueued, which also picks up jobs that
 // finished before we started listening (a coordinator that restarted mid-step).
 import { randomBytes } from 'node:crypto';
-import { Queue, QueueEvents, type Job, type JobsOptions } from 'bullmq';
+import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ShardResultError, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import { crashPoint, ShardResultError, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import { BlobStore } from './blob-store.ts';
 import { parseShardReturn, type ShardJobData, type ShardReturn } from './codec.ts';
 import { bullConnection, createRedis, withDefaults, type TransportConfig } from './config.ts';
@@ -96,6 +99,10 @@ interface Pending {
   settling: boolean;
   again: boolean;
   lastCheck: number;
+  /** When the shard job was in the queue (wall-clock ms), for the step-time breakdown. */
+  enqueuedAt?: number;
+  /** A result delivered with a completion event, to judge without reading the job back. */
+  delivered?: unknown;
 }
 
 interface PublishedJob {
@@ -105,7 +112,15 @@ interface PublishedJob {
   token: string;
   /** Our copy of the state of `version`, to publish it again if its key expires. */
   state: Uint8Array;
+  /**
+   * Set while `version` is not in Redis yet: it is written with the next shard inputs, in the same
+   * round trip (no shard job can ask for it before), and these keys (superseded versions) deleted.
+   */
+  unwritten?: { unlink: string[] };
 }
+
+/** BullMQ's failedReason of a job whose lock was lost more than `maxStalledCount` times (workers crashed holding it). */
+const STALLED_TOO_OFTEN = /stalled more than allowable limit/;
 
 /** Accepted shard job ids remembered to tell duplicates from strays. */
 const ACCEPTED_MEMORY = 10_000;
@@ -153,7 +168,8 @@ export class BullmqExecutor implements Executor {
     this.events = new QueueEvents(SHARDS_QUEUE, { connection, prefix: opts.config.prefix });
     this.queue.on('error', (err) => this.log({ level: 'error', event: 'error', message: `shards queue: ${err.message}` }));
     this.events.on('error', (err) => this.log({ level: 'error', event: 'error', message: `shards queue events: ${err.message}` }));
-    this.events.on('completed', ({ jobId }) => this.onNews(jobId));
+    // A completion event carries the return value: judged as it comes, without reading the job back.
+    this.events.on('completed', ({ jobId, returnvalue }) => this.onNews(jobId, returnvalue));
     this.events.on('failed', ({ jobId }) => this.onNews(jobId));
     this.jobOptions = { ...SHARD_JOB_DEFAULTS, attempts: opts.attempts, backoff: { type: 'exponential', delay: opts.backoffMs } };
     this.maxRecomputes = opts.maxRecomputes;
@@ -178,14 +194,15 @@ export class BullmqExecutor implements Executor {
       pub = { context: job, version, token: '', state: state.slice() };
       this.published.set(job.jobId, pub);
     }
-    const previous = pub.version;
-    const token = randomBytes(6).toString('hex');
-    await this.retry(() => this.store.putParams(job.jobId, version, token, state));
+    // Written by the next runShards together with its inputs (one round trip for both). Only the
+    // current version is kept: a shard of an older one is stale whoever asks for it.
+    const unlink = new Set(pub.unwritten?.unlink ?? []);
+    if (pub.version !== version) unlink.add(this.keys.params(job.jobId, pub.version));
+    unlink.delete(this.keys.params(job.jobId, version));
     pub.version = version;
-    pub.token = token;
+    pub.token = randomBytes(6).toString('hex');
     pub.state = state.slice();
-    // Only the current version is kept: a shard of an older one is stale whoever asks for it.
-    if (previous !== version) await this.retry(() => this.store.delete([this.keys.params(job.jobId, previous)]));
+    pub.unwritten = { unlink: [...unlink] };
   }
 
   async runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]> {
@@ -200,7 +217,7 @@ export class BullmqExecutor implements Executor {
     }
     await this.ready;
     const token = pub!.token;
-    await this.retry(() => this.writeInputs(tasks), signal);
+    await this.retry(() => this.writeInputs(tasks, pub), signal);
 
     const bullIds = tasks.map((t) => shardJobId(t.jobId, t.kind, t.step, t.shard));
     for (const bullId of bullIds) {
@@ -222,10 +239,13 @@ export class BullmqExecutor implements Executor {
     }
     let onAbort: (() => void) | undefined;
     try {
-      const enqueuedAt = Date.now();
+      const enqueuedAt = wallClock();
       const jobs = tasks.map((task, i) => ({ name: task.kind, data: shardJobData(task, token, enqueuedAt), opts: { ...this.jobOptions, jobId: bullIds[i] } }));
       // Idempotent: a job id that exists already is left as it is.
       await this.retry(() => this.queue.addBulk(jobs), signal);
+      crashPoint('shards-enqueued');
+      const added = wallClock();
+      for (const e of entries) e.enqueuedAt = added;
       // Jobs that already existed (enqueued before a coordinator restart) may be finished already.
       for (const e of entries) void this.settle(e.bullId);
       const all = Promise.all(results);
@@ -255,7 +275,7 @@ export class BullmqExecutor implements Executor {
     const pub = this.published.get(jobId);
     this.published.delete(jobId);
     const keys = [this.keys.context(jobId)];
-    if (pub) keys.push(this.keys.params(jobId, pub.version));
+    if (pub) keys.push(this.keys.params(jobId, pub.version), ...(pub.unwritten?.unlink ?? []));
     if (!this.closing) await this.store.delete(keys);
   }
 
@@ -280,9 +300,11 @@ export class BullmqExecutor implements Executor {
 
   // -- waiting ----------------------------------------------------------------------------------
 
-  /** A completed/failed event for a shard job. */
-  private onNews(bullId: string): void {
-    if (this.pending.has(bullId)) {
+  /** A completed/failed event for a shard job; `returnvalue` is a completed job's return value. */
+  private onNews(bullId: string, returnvalue?: unknown): void {
+    const e = this.pending.get(bullId);
+    if (e) {
+      if (returnvalue !== undefined) e.delivered = returnvalue;
       void this.settle(bullId);
     } else if (this.accepted.has(bullId)) {
       this.stats.duplicates++;
@@ -328,53 +350,71 @@ export class BullmqExecutor implements Executor {
   }
 
   private async check(e: Pending): Promise<void> {
+    if (e.delivered !== undefined) {
+      // Fast path: accept the result a completion event delivered. Whatever is wrong with it is
+      // decided by the full check below (the event may be a previous run's of a recomputed job).
+      const delivered = e.delivered;
+      e.delivered = undefined;
+      if (await this.judge(e, delivered, true)) return;
+      if (this.pending.get(e.bullId) !== e) return;
+    }
     const state = await this.queue.getJobState(e.bullId);
     if (this.pending.get(e.bullId) !== e) return;
     if (state === 'completed' || state === 'failed') {
       const job = await this.queue.getJob(e.bullId);
       if (!job) return this.recompute(e, 'job-missing', 'shard job vanished right after it finished');
-      if (state === 'completed') return this.judge(e, job);
+      if (state === 'completed') {
+        await this.judge(e, job.returnvalue, false);
+        return;
+      }
       return this.onFailed(e, job.failedReason ?? '(no reason)');
     }
     if (state === 'unknown') return this.recompute(e, 'job-missing', 'shard job is not in the queue');
     // waiting, active, delayed, prioritized: news will come.
   }
 
-  /** Accepts or rejects the result of a completed job. */
-  private async judge(e: Pending, job: Job): Promise<void> {
+  /**
+   * Accepts or rejects the return value of a completed job; true when accepted. `tentative`: only
+   * accept (a result that fails a check is left for the full check to judge, nothing is rejected).
+   */
+  private async judge(e: Pending, returnvalue: unknown, tentative: boolean): Promise<boolean> {
     const t = e.task;
+    const reject = async (reason: RejectReason, detail: string): Promise<boolean> => {
+      if (!tentative) await this.reject(e, reason, detail);
+      return false;
+    };
     let ret: ShardReturn;
     try {
-      ret = parseShardReturn(job.returnvalue);
+      ret = parseShardReturn(returnvalue);
     } catch (err) {
-      return this.reject(e, 'malformed', (err as Error).message);
+      return reject('malformed', (err as Error).message);
     }
     if (ret.jobId !== t.jobId || ret.kind !== t.kind || ret.step !== t.step || ret.shard !== t.shard) {
-      return this.reject(e, 'mismatch', `result is for ${ret.jobId} ${ret.kind} step ${ret.step} shard ${ret.shard}`);
+      return reject('mismatch', `result is for ${ret.jobId} ${ret.kind} step ${ret.step} shard ${ret.shard}`);
     }
-    if (ret.paramsVersion !== t.paramsVersion) return this.reject(e, 'stale-version', `computed with parameter version ${ret.paramsVersion}, the task needs ${t.paramsVersion}`);
-    if (ret.paramsToken !== e.token) return this.reject(e, 'stale-version', `computed with publication ${ret.paramsToken} of version ${t.paramsVersion}, the current one is ${e.token}`);
-    if (ret.count !== t.count) return this.reject(e, 'wrong-length', `result covers ${ret.count} samples, the shard has ${t.count}`);
+    if (ret.paramsVersion !== t.paramsVersion) return reject('stale-version', `computed with parameter version ${ret.paramsVersion}, the task needs ${t.paramsVersion}`);
+    if (ret.paramsToken !== e.token) return reject('stale-version', `computed with publication ${ret.paramsToken} of version ${t.paramsVersion}, the current one is ${e.token}`);
+    if (ret.count !== t.count) return reject('wrong-length', `result covers ${ret.count} samples, the shard has ${t.count}`);
 
     let gradient: Float32Array | undefined;
     let buffers: Float32Array | undefined;
     if (t.kind === 'train') {
-      const grad = await this.readGradient(e);
-      if (!grad) return;
+      const grad = await this.readGradient(e, tentative);
+      if (!grad) return false;
       if (grad.jobId !== t.jobId || grad.step !== t.step || grad.shard !== t.shard || grad.count !== t.count) {
-        return this.reject(e, 'mismatch', `gradient blob is for ${grad.jobId} step ${grad.step} shard ${grad.shard} (${grad.count} samples)`);
+        return reject('mismatch', `gradient blob is for ${grad.jobId} step ${grad.step} shard ${grad.shard} (${grad.count} samples)`);
       }
       if (grad.paramsVersion !== t.paramsVersion || grad.paramsToken !== e.token) {
-        return this.reject(e, 'stale-version', `gradient computed with parameter version ${grad.paramsVersion} (publication ${grad.paramsToken}), the task needs ${t.paramsVersion} (${e.token})`);
+        return reject('stale-version', `gradient computed with parameter version ${grad.paramsVersion} (publication ${grad.paramsToken}), the task needs ${t.paramsVersion} (${e.token})`);
       }
       for (const [name, values] of [['gradient', grad.gradient], ['buffers', grad.buffers]] as const) {
         const bad = values && firstNonFinite(values);
-        if (bad) return this.reject(e, 'non-finite', `${name}[${bad.index}] is ${bad.value}`);
+        if (bad) return reject('non-finite', `${name}[${bad.index}] is ${bad.value}`);
       }
       gradient = grad.gradient;
       buffers = grad.buffers;
     }
-    if (this.pending.get(e.bullId) !== e) return;
+    if (this.pending.get(e.bullId) !== e) return false;
     this.pending.delete(e.bullId);
     this.remember(e.bullId);
     this.stats.accepted++;
@@ -387,24 +427,28 @@ export class BullmqExecutor implements Executor {
       count: ret.count,
       lossSum: ret.lossSum,
       correct: ret.correct,
+      ...(ret.stats === undefined ? {} : { stats: ret.stats }),
       gradient,
       buffers,
       computeMs: ret.computeMs,
       queueMs: ret.queueMs,
       workerId: ret.workerId,
+      timing: ret.timing && { ...ret.timing, enqueuedAt: e.enqueuedAt },
     });
+    return true;
   }
 
-  private async readGradient(e: Pending): Promise<Awaited<ReturnType<BlobStore['getGradient']>>> {
+  /** The gradient blob of a pending shard, or undefined after rejecting it (`tentative`: without rejecting). */
+  private async readGradient(e: Pending, tentative: boolean): Promise<Awaited<ReturnType<BlobStore['getGradient']>>> {
     const t = e.task;
     try {
       const grad = await this.store.getGradient(t.jobId, t.step, t.shard, { gradientLength: e.job.gradientLength, bufferLength: e.job.bufferLength });
-      if (!grad) await this.reject(e, 'missing-gradient', `gradient blob ${this.keys.grad(t.jobId, t.step, t.shard)} is not in Redis`);
+      if (!grad && !tentative) await this.reject(e, 'missing-gradient', `gradient blob ${this.keys.grad(t.jobId, t.step, t.shard)} is not in Redis`);
       return grad;
     } catch (err) {
       if (!(err instanceof MessageError)) throw err;
       const lengthError = (err.field === 'Gradient.gradient' || err.field === 'Gradient.buffers') && /^.*: expected \d+ values, got \d+$/.test(err.message);
-      await this.reject(e, lengthError ? 'wrong-length' : 'malformed', err.message);
+      if (!tentative) await this.reject(e, lengthError ? 'wrong-length' : 'malformed', err.message);
       return undefined;
     }
   }
@@ -413,7 +457,16 @@ export class BullmqExecutor implements Executor {
   private async onFailed(e: Pending, reason: string): Promise<void> {
     const t = e.task;
     if (/^(MessageError|JobSpecError)\b|^\w+ in thread /.test(reason)) {
-      throw new ShardResultError(`job ${t.jobId} ${t.kind} step ${t.step} shard ${t.shard}: shard job failed for good: ${reason}`);
+      throw new ShardResultError(`job ${t.jobId} ${t.kind} step ${t.step} shard ${t.shard}: shard job failed for good: ${reason}`, 'failed');
+    }
+    if (STALLED_TOO_OFTEN.test(reason)) {
+      // Poison: the shard took down (or froze) every worker that picked it up, maxStalledCount + 1
+      // times in a row. Recomputing would only crash more workers: the step fails here.
+      this.log({ level: 'error', event: 'rejected', jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, reason: 'job-failed', message: `shard job ${e.bullId}: ${reason}; giving up on it` });
+      throw new ShardResultError(
+        `job ${t.jobId} ${t.kind} step ${t.step} shard ${t.shard}: the shard crashed or froze every worker that took it (BullMQ: ${reason}); a poison shard`,
+        'poison',
+      );
     }
     if (reason.startsWith('StaleJobError')) return this.reject(e, 'stale-version', reason);
     if (reason.startsWith('MissingBlobError')) {
@@ -422,7 +475,8 @@ export class BullmqExecutor implements Executor {
       if (!pub) throw new ShardResultError(`job ${t.jobId}: shard job failed (${reason}) and the job is no longer published`);
       this.log({ level: 'warn', event: 'republish', jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, message: `shard job ${e.bullId} missed a blob; publishing again: ${reason}` });
       await this.retry(() => this.store.putContext(pub.context));
-      await this.retry(() => this.store.putParams(t.jobId, pub.version, pub.token, pub.state));
+      await this.retry(() => this.store.putParams(t.jobId, pub.version, pub.token, pub.state, pub.unwritten?.unlink));
+      pub.unwritten = undefined;
       await this.retry(() => this.writeInputs([t]));
     }
     return this.reject(e, 'job-failed', reason);
@@ -439,7 +493,7 @@ export class BullmqExecutor implements Executor {
   private async recompute(e: Pending, reason: RejectReason, detail: string): Promise<void> {
     const t = e.task;
     if (e.recomputes >= this.maxRecomputes) {
-      throw new ShardResultError(`job ${t.jobId} ${t.kind} step ${t.step} shard ${t.shard}: no acceptable result after ${e.recomputes + 1} runs; last (${reason}): ${detail}`);
+      throw new ShardResultError(`job ${t.jobId} ${t.kind} step ${t.step} shard ${t.shard}: no acceptable result after ${e.recomputes + 1} runs; last (${reason}): ${detail}`, reason);
     }
     e.recomputes++;
     this.stats.recomputes++;
@@ -454,8 +508,13 @@ export class BullmqExecutor implements Executor {
 
   // -- blobs --------------------------------------------------------------------------------------
 
-  private writeInputs(tasks: readonly ShardTask[]): Promise<void> {
-    return this.store.putInputs(tasks.map((t) => ({ jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, count: t.count, images: t.images, labels: t.labels })));
+  /** Writes the tasks' inputs, and `pub`'s parameter version if it is not in Redis yet, in one round trip. */
+  private async writeInputs(tasks: readonly ShardTask[], pub?: PublishedJob): Promise<void> {
+    const inputs = tasks.map((t) => ({ jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, count: t.count, images: t.images, labels: t.labels, ...(t.targets ? { targets: t.targets } : {}) }));
+    const unwritten = pub?.unwritten;
+    const params = unwritten && { jobId: pub.context.jobId, version: pub.version, token: pub.token, state: pub.state, unlink: unwritten.unlink };
+    await this.store.putInputs(inputs, params);
+    if (pub && pub.unwritten === unwritten) pub.unwritten = undefined;
   }
 
   /** After a runShards: shard jobs and their blobs are no longer needed. */
@@ -498,6 +557,11 @@ export class BullmqExecutor implements Executor {
     this.accepted.add(bullId);
     if (this.accepted.size > ACCEPTED_MEMORY) this.accepted.delete(this.accepted.values().next().value!);
   }
+}
+
+/** Wall-clock ms with sub-ms resolution, comparable across the processes of one machine. */
+function wallClock(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number): ShardJobData {

@@ -17,6 +17,7 @@ export {
   parseShardReturn,
   Fields,
   MAX_SHARD_SAMPLES,
+  MAX_OBJECTS_PER_SAMPLE,
 } from './codec.ts';
 export type { ParamsMessage, ShardInputMessage, GradientMessage, ShardJobData, ShardReturn } from './codec.ts';
 export { BlobStore, parseJobContext } from './blob-store.ts';
@@ -31,5 +32,5 @@ export { ShardProcessor, asJobFailure } from './processor.ts';
 export type { ShardProcessorOptions, ProcessorStats } from './processor.ts';
 export { BullmqExecutor } from './executor.ts';
 export type { BullmqExecutorOptions, ExecutorLogEntry, ExecutorStats, RejectReason } from './executor.ts';
-export { JobsClient, newJobId, parseTrainJobData, TRAIN_JOB_DEFAULTS, PAUSED_DELAY_MS } from './jobs.ts';
+export { JobsClient, evalProgress, newJobId, parseTrainJobData, TRAIN_JOB_DEFAULTS, PAUSED_DELAY_MS } from './jobs.ts';
 export type { TrainJobData, JobProgress, JobOutcome, FollowOutcome } from './jobs.ts';

@@ -6,7 +6,7 @@
 // enqueue the jobs it finds on disk again without duplicating them.
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
-import { normalizeJobSpec, type JobSpec, type JobSpecInput, type JobStatus, type TrainResult } from '@stride/engine';
+import { normalizeJobSpec, type JobSpec, type JobSpecInput, type JobStatus, type TaskMetrics, type TaskName, type TrainResult } from '@stride/engine';
 import { Fields } from './codec.ts';
 import { bullConnection, type TransportConfig } from './config.ts';
 import { MessageError } from './errors.ts';
@@ -22,7 +22,7 @@ export interface TrainJobData {
 }
 
 /** What a running job reports through BullMQ progress (for `stride submit --follow` and other processes). */
-export interface JobProgress {
+export interface JobProgress extends TaskMetrics {
   readonly status: JobStatus;
   /** Optimizer steps applied. */
   readonly step: number;
@@ -35,9 +35,21 @@ export interface JobProgress {
   readonly imagesPerSec?: number;
   /** Estimated time to the end (ms), from this run's average step time. */
   readonly etaMs?: number;
-  /** Last evaluation. */
-  readonly testAccuracy?: number;
+  /**
+   * Last evaluation: its task, loss and the task's metrics (see EvalMetrics: classification
+   * testAccuracy; localization testAccuracy, meanIoU, locAccuracy; detection mAP50; segmentation
+   * mIoU, pixelAccuracy).
+   */
+  readonly task?: TaskName;
   readonly testLoss?: number;
+}
+
+/** The evaluation fields of a `JobProgress`, taken from an evaluation (or a previous progress). */
+export function evalProgress(e: Partial<Pick<JobProgress, 'task' | 'testLoss' | 'testAccuracy' | 'meanIoU' | 'locAccuracy' | 'mAP50' | 'mIoU' | 'pixelAccuracy'>> | undefined): Partial<JobProgress> {
+  const out: Record<string, unknown> = {};
+  if (!e) return out;
+  for (const key of ['task', 'testLoss', 'testAccuracy', 'meanIoU', 'locAccuracy', 'mAP50', 'mIoU', 'pixelAccuracy'] as const) if (e[key] !== undefined) out[key] = e[key];
+  return out;
 }
 
 /** The return value of a jobs-queue job: how the run ended (`failed` goes through BullMQ's failedReason). */
@@ -111,8 +123,12 @@ export class JobsClient {
    */
   async follow(jobId: string, onProgress: (p: JobProgress) => void, options: { pollMs?: number; signal?: AbortSignal } = {}): Promise<FollowOutcome> {
     options.signal?.throwIfAborted();
-    const events = (this.events ??= new QueueEvents(JOBS_QUEUE, { connection: bullConnection(this.config), prefix: this.config.prefix }));
-    events.on('error', () => undefined);
+    if (!this.events) {
+      this.events = new QueueEvents(JOBS_QUEUE, { connection: bullConnection(this.config), prefix: this.config.prefix });
+      // Once per client, not per follow: Redis hiccups are ridden out by the polls.
+      this.events.on('error', () => undefined);
+    }
+    const events = this.events;
     await events.waitUntilReady();
     let lastProgress = '';
     const report = (p: unknown): void => {
@@ -139,7 +155,8 @@ export class JobsClient {
           const job = await this.queue.getJob(jobId);
           if (!job) return finish({ state: 'missing' });
           const state = await job.getState();
-          if (state === 'completed') return finish({ state: 'completed', result: job.returnvalue as JobOutcome });
+          // The job may have completed between getJob and getState: read its return value again then.
+          if (state === 'completed') return finish({ state: 'completed', result: (job.returnvalue ?? (await this.queue.getJob(jobId))?.returnvalue) as JobOutcome });
           if (state === 'failed') return finish({ state: 'failed', reason: job.failedReason ?? '(no reason)' });
           report(job.progress);
         } catch (err) {

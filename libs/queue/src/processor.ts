@@ -34,6 +34,9 @@ export interface ProcessorStats {
   active: number;
 }
 
+/** Wall-clock ms with sub-ms resolution, comparable across the processes of one machine. */
+const now = (): number => performance.timeOrigin + performance.now();
+
 /** Errors that no retry of the same job can fix: the job fails at once with the error's name in its reason. */
 const PERMANENT = ['MessageError', 'MissingBlobError', 'StaleJobError', 'JobSpecError'];
 
@@ -66,12 +69,13 @@ export class ShardProcessor {
    * are retried by BullMQ.
    */
   process = async (job: Job): Promise<ShardReturn> => {
-    const started = Date.now();
+    const startedAt = now();
     this.stats.active++;
     try {
       const data = parseShardJobData(job.data);
-      const result = await this.compute(data, Math.max(0, started - data.enqueuedAt));
+      const result = await this.compute(data, Math.max(0, startedAt - data.enqueuedAt));
       this.stats.busyMs += result.computeMs;
+      const uploadStart = now();
       if (result.kind === 'train') {
         await this.store.putGradient({
           jobId: data.jobId,
@@ -84,7 +88,10 @@ export class ShardProcessor {
           buffers: result.buffers,
         });
       }
+      const doneAt = now();
       this.stats.shardsDone++;
+      // Fetching is what the shard spent outside compute and upload: job data, context, parameters, input, the thread hand-off.
+      const fetchMs = Math.max(0, uploadStart - startedAt - result.computeMs);
       return {
         jobId: result.jobId,
         kind: result.kind,
@@ -95,9 +102,11 @@ export class ShardProcessor {
         count: result.count,
         lossSum: result.lossSum,
         correct: result.correct,
+        ...(result.stats === undefined ? {} : { stats: result.stats }),
         computeMs: result.computeMs,
         queueMs: result.queueMs ?? 0,
         workerId: this.workerId,
+        timing: { startedAt, fetchMs, uploadMs: doneAt - uploadStart, doneAt },
       };
     } catch (err) {
       this.stats.shardsFailed++;
@@ -113,9 +122,9 @@ export class ShardProcessor {
     const [c, h, w] = context.modelSpec.input;
     const [state, input] = await Promise.all([
       this.params(context, data.paramsVersion, data.paramsToken),
-      this.store.getInput({ jobId: data.jobId, kind: data.kind, step: data.step, shard: data.shard, count: data.count, sampleBytes: c * h * w }),
+      this.store.getInput({ jobId: data.jobId, kind: data.kind, step: data.step, shard: data.shard, count: data.count, sampleBytes: c * h * w, task: context.task, pixels: h * w }),
     ]);
-    const task: ShardTask = { kind: data.kind, jobId: data.jobId, step: data.step, shard: data.shard, paramsVersion: data.paramsVersion, count: data.count, images: input.images, labels: input.labels };
+    const task: ShardTask = { kind: data.kind, jobId: data.jobId, step: data.step, shard: data.shard, paramsVersion: data.paramsVersion, count: data.count, images: input.images, labels: input.labels, ...(input.targets ? { targets: input.targets } : {}) };
     return (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
   }
 

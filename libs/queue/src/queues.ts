@@ -28,10 +28,13 @@ export interface LockTuning {
  * per kill in apps/worker/test/worker.test.ts, on a loaded 2-core machine). The
  * lock is renewed by the worker's main thread while the shard computes on another thread, so a
  * short lock does not expire under load; a false stall would only cost a duplicate computation,
- * which the executor's accounting ignores. maxStalledCount is generous because a stall is a
- * worker crash, not a bad job; the executor recomputes a job that fails anyway.
+ * which the executor's accounting ignores. maxStalledCount bounds a poison shard — one that
+ * crashes (or freezes) every worker that takes it: its 4th stall in a row fails the job, the
+ * executor gives up on it (no recompute) and the step fails, so the coordinator pauses the job
+ * with the reason after ~4 × 7.5 s instead of crashing workers forever. Four kills in a row of
+ * whichever worker holds one particular shard is far beyond what the chaos runs inject.
  */
-export const SHARD_WORKER_LOCKS: LockTuning = { lockDurationMs: 5000, stalledIntervalMs: 2500, maxStalledCount: 20 };
+export const SHARD_WORKER_LOCKS: LockTuning = { lockDurationMs: 5000, stalledIntervalMs: 2500, maxStalledCount: 3 };
 
 /**
  * The coordinator's worker on the jobs queue: one "job" is a whole training run, held for

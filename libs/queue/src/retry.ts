@@ -5,7 +5,11 @@
 
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'EAI_AGAIN']);
 
-/** True for errors that mean "the connection went away", not "the command was wrong". */
+/**
+ * True for errors that mean "the connection went away" (or "Redis is full for now": `OOM command
+ * not allowed when used memory > 'maxmemory'`, which passes when memory is freed or the limit
+ * raised), not "the command was wrong".
+ */
 export function isTransientRedisError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
@@ -13,7 +17,7 @@ export function isTransientRedisError(err: unknown): boolean {
     err.name === 'AbortError' ||
     err.name === 'MaxRetriesPerRequestError' ||
     (code !== undefined && TRANSIENT_CODES.has(code)) ||
-    /Connection is closed|Command aborted due to connection close|Stream isn't writeable|LOADING|READONLY|TRYAGAIN/.test(err.message)
+    /Connection is closed|Command aborted due to connection close|Stream isn't writeable|LOADING|READONLY|TRYAGAIN|^OOM /.test(err.message)
   );
 }
 

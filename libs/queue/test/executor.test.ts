@@ -176,11 +176,12 @@ describe('BullmqExecutor', () => {
       [`${jobId}-e6-1`, 'stale-token'],
     ]);
     startWorker(h, 2, faults);
-    // Parameter version 7 expires before any worker reads it.
-    const publish = h.executor.publishParams.bind(h.executor);
-    h.executor.publishParams = async (job, version, state) => {
-      await publish(job, version, state);
-      if (version === 7) await h.redis.del(h.keys.params(job.jobId, version));
+    // Parameter version 7 expires before any worker reads it: right after it is written (with the
+    // step's inputs, in one round trip), before the shard jobs are enqueued.
+    const putInputs = h.executor.store.putInputs.bind(h.executor.store);
+    h.executor.store.putInputs = async (inputs, params) => {
+      await putInputs(inputs, params);
+      if (params?.version === 7) await h.redis.del(h.keys.params(params.jobId, 7));
     };
     const result = await runDistributed(h, dataDir, jobId);
     expect(result.paramsSha256).toBe(reference);

@@ -1,35 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/program.ts';
+import { describe, expect, it } from 'vitest';
+import { run, tempDirPerTest } from './run-cli.ts';
 
 const BIN = fileURLToPath(new URL('../bin/stride.js', import.meta.url));
 
-/** Runs the CLI in this process, capturing what it writes. */
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const code = await main(['node', 'stride', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'stride-cli-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tmp = tempDirPerTest('stride-cli-');
 
 describe('stride CLI', () => {
   it.each([
@@ -49,9 +27,9 @@ describe('stride CLI', () => {
   });
 
   it('trains with --local, prints the result as JSON, and inspects the checkpoint', async () => {
-    const model = join(dir, 'model.json');
+    const model = join(tmp.path, 'model.json');
     await writeFile(model, JSON.stringify({ input: [1, 28, 28], layers: [{ type: 'conv2d', outChannels: 2, kernelSize: 4, stride: 4 }, { type: 'relu' }, { type: 'flatten' }, { type: 'linear', outFeatures: 10 }] }));
-    const out = join(dir, 'out');
+    const out = join(tmp.path, 'out');
     const trained = await run('train', '--local', '--model', model, '--steps', '4', '--batch-size', '16', '--shards', '2', '--eval-samples', '300', '--threads', '1', '--optimizer', 'sgd', '--lr', '0.1', '--schedule', 'constant', '--out', out, '--job-id', 'cli', '--json');
     expect(trained.code, trained.stderr).toBe(0);
     const result = JSON.parse(trained.stdout.trim());

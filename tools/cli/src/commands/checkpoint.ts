@@ -1,7 +1,7 @@
 // `stride checkpoint inspect FILE`: verifies a checkpoint's checksum and prints its metadata.
 import { readFile, stat } from 'node:fs/promises';
 import { Command } from 'commander';
-import { decodeCheckpoint, type Checkpoint } from '@stride/engine';
+import { datasetLabel, decodeCheckpoint, formatEvalMetrics, normalizeBest, type Checkpoint } from '@stride/engine';
 import { UsageError } from '../errors.ts';
 import { formatDuration } from '../parse.ts';
 
@@ -50,15 +50,16 @@ async function inspect(file: string, o: { json?: boolean }): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...summary, meta })}\n`);
     return;
   }
+  const best = normalizeBest(meta.best);
   const lines = [
     `${file}: Stride checkpoint, ${summary.bytes} bytes, checksum ok`,
     `job        ${meta.jobId} (${summary.name})`,
     `model      ${summary.model}: ${summary.parameters} parameters in ${summary.parameterArrays} arrays${summary.buffers ? `, ${summary.buffers} buffer values` : ''}`,
-    `dataset    ${meta.spec.dataset}, batch ${meta.spec.batchSize} in ${meta.spec.shards} shards, seed ${meta.spec.seed}`,
+    `dataset    ${datasetLabel(meta.spec.dataset)}, batch ${meta.spec.batchSize} in ${meta.spec.shards} shards, seed ${meta.spec.seed}`,
     `progress   step ${meta.step}/${meta.totalSteps} (epoch ${summary.epochs.toFixed(2)}; next: epoch ${meta.epoch} batch ${meta.batchIndex}), trained for ${formatDuration(meta.elapsedMs)}`,
     `optimizer  ${JSON.stringify(meta.spec.optimizer)}, schedule ${JSON.stringify(meta.spec.schedule)}, ${meta.optimizerStepCount} updates`,
-    `last eval  ${summary.lastEval ? `step ${summary.lastEval.step}: accuracy ${(100 * summary.lastEval.testAccuracy).toFixed(2)}%, loss ${summary.lastEval.testLoss.toFixed(4)}` : 'none'}`,
-    `best       ${meta.best ? `step ${meta.best.step}: accuracy ${(100 * meta.best.testAccuracy).toFixed(2)}%` : 'none'}`,
+    `last eval  ${summary.lastEval ? `step ${summary.lastEval.step}: ${formatEvalMetrics(summary.lastEval.task ?? meta.spec.task, summary.lastEval)}, loss ${summary.lastEval.testLoss.toFixed(4)}` : 'none'}`,
+    `best       ${best ? `step ${best.step}: ${best.metric} ${(100 * best.value).toFixed(2)}%` : 'none'}`,
     `params     sha256 ${meta.paramsSha256}`,
     `written    ${meta.createdAt}`,
   ];

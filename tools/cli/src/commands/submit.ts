@@ -1,7 +1,8 @@
 // `stride submit`: enqueues a training job for the coordinators, straight into the jobs queue
 // through Redis; with --follow, shows its progress until it ends.
 import type { Command, Option } from 'commander';
-import { JobsClient, resolveTransportConfig, type JobProgress, checkRedis } from '@stride/queue';
+import { formatEvalMetrics } from '@stride/engine';
+import { JobsClient, resolveTransportConfig, type JobProgress, checkRedis, isJobId } from '@stride/queue';
 import { UsageError } from '../errors.ts';
 import { formatDuration } from '../parse.ts';
 import { specFromFlags } from './train.ts';
@@ -41,11 +42,17 @@ export function formatProgress(p: JobProgress): string {
   if (p.imagesPerSec !== undefined) parts.push(`${Math.round(p.imagesPerSec)} img/s`);
   if (p.etaMs !== undefined) parts.push(`ETA ${formatDuration(p.etaMs)}`);
   if (p.testAccuracy !== undefined) parts.push(`test ${(100 * p.testAccuracy).toFixed(2)}%`);
+  for (const [key, label] of [['locAccuracy', 'loc acc'], ['meanIoU', 'mean IoU'], ['mAP50', 'mAP@0.5'], ['mIoU', 'mIoU'], ['pixelAccuracy', 'pixel acc']] as const) {
+    const v = p[key];
+    if (v !== undefined) parts.push(`${label} ${(100 * v).toFixed(2)}%`);
+  }
   return parts.join('  ');
 }
 
 async function runSubmit(o: SubmitFlags): Promise<void> {
   const spec = await specFromFlags(o);
+  // Job ids become file and key names: refuse `../x` as a bad flag, before touching Redis.
+  if (o.jobId !== undefined && !isJobId(o.jobId)) throw new UsageError(`--job-id: must be 1-128 characters of A-Z a-z 0-9 _ . - not starting with a dot, got ${JSON.stringify(o.jobId)}`);
   const config = resolveTransportConfig();
   await checkRedis(config); // a wrong password or no Redis: say so now, instead of retrying silently
   const client = new JobsClient(config);
@@ -86,8 +93,7 @@ async function runSubmit(o: SubmitFlags): Promise<void> {
     if (outcome.state === 'missing') throw new Error(`job ${jobId} disappeared from the queue`);
     if (outcome.state === 'failed') throw new Error(`job ${jobId} failed: ${outcome.reason}`);
     const r = outcome.result;
-    const accuracy = r.testAccuracy === undefined ? 'n/a' : `${(100 * r.testAccuracy).toFixed(2)}%`;
-    out.write(`job ${jobId} ${r.status}: ${r.steps}/${r.totalSteps} steps, test accuracy ${accuracy}, wall ${formatDuration(r.elapsedMs)}\nparamsSha256 ${r.paramsSha256}\n`);
+    out.write(`job ${jobId} ${r.status}: ${r.steps}/${r.totalSteps} steps, ${formatEvalMetrics(r.task, r)}, wall ${formatDuration(r.elapsedMs)}\nparamsSha256 ${r.paramsSha256}\n`);
     if (o.json) process.stdout.write(`${JSON.stringify({ ...r, jobId, name: spec.name, spec })}\n`);
     if (r.status !== 'succeeded') throw new Error(`job ${jobId} ended ${r.status}`);
   } finally {

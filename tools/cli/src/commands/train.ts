@@ -3,6 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import {
+  DATASETS,
+  datasetLabel,
+  formatEvalMetrics,
+  MAX_GENERATED_SAMPLES,
   jobPaths,
   jobSpecHash,
   LocalExecutor,
@@ -20,6 +24,8 @@ interface TrainFlags {
   spec?: string;
   model?: string;
   dataset?: string;
+  trainSamples?: number;
+  testSamples?: number;
   epochs?: number;
   steps?: number;
   batchSize?: number;
@@ -74,7 +80,7 @@ export async function specFromFlags(o: TrainFlags): Promise<JobSpec> {
     input.steps = o.steps;
     delete input.epochs;
   }
-  const plain = { batchSize: o.batchSize, shards: o.shards, seed: o.seed, evalEvery: o.evalEvery, evalShards: o.evalShards, evalSamples: o.evalSamples, checkpointEvery: o.checkpointEvery, keepCheckpoints: o.keepCheckpoints, name: o.name };
+  const plain = { trainSamples: o.trainSamples, testSamples: o.testSamples, batchSize: o.batchSize, shards: o.shards, seed: o.seed, evalEvery: o.evalEvery, evalShards: o.evalShards, evalSamples: o.evalSamples, checkpointEvery: o.checkpointEvery, keepCheckpoints: o.keepCheckpoints, name: o.name };
   for (const [key, value] of Object.entries(plain)) if (value !== undefined) input[key] = value;
 
   const optimizerFlags = { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay };
@@ -114,7 +120,7 @@ class Progress {
     const eta = formatDuration(rate * (e.totalSteps - done));
     const pct = ((100 * done) / e.totalSteps).toFixed(1).padStart(5);
     const text =
-      `step ${done}/${e.totalSteps} ${pct}%  epoch ${e.epochProgress.toFixed(2)}  loss ${e.loss.toFixed(4)}  acc ${(100 * e.accuracy).toFixed(1)}%  ` +
+      `step ${done}/${e.totalSteps} ${pct}%  epoch ${e.epochProgress.toFixed(2)}  loss ${e.loss.toFixed(4)}  ${e.accuracy === undefined ? '' : `acc ${(100 * e.accuracy).toFixed(1)}%  `}` +
       `lr ${e.lr.toExponential(2)}  ${Math.round(e.imagesPerSec)} img/s  ETA ${eta}`;
     if (this.tty) this.redraw(text);
     else if (done % this.every === 0 || done === e.totalSteps) this.out.write(`${text}\n`);
@@ -164,9 +170,9 @@ async function runTrain(o: TrainFlags): Promise<void> {
   try {
     const trainer = new Trainer(spec, { executor, dataDir, jobId, signal: controller.signal, resume: o.resume });
     const paths = jobPaths(dataDir, jobId);
-    progress.line(`job ${jobId} (${spec.name}): ${typeof spec.model === 'string' ? spec.model : 'custom model'} on ${spec.dataset}, batch ${spec.batchSize} in ${spec.shards} shards, ${executor.threads} thread(s); files in ${paths.dir}`);
+    progress.line(`job ${jobId} (${spec.name}): ${typeof spec.model === 'string' ? spec.model : 'custom model'} on ${datasetLabel(spec.dataset)}, batch ${spec.batchSize} in ${spec.shards} shards, ${executor.threads} thread(s); files in ${paths.dir}`);
     trainer.on('step', (e) => progress.step(e));
-    trainer.on('eval', (e) => progress.line(`eval at step ${e.step} (epoch ${e.epochProgress.toFixed(2)}): test accuracy ${(100 * e.testAccuracy).toFixed(2)}%, loss ${e.testLoss.toFixed(4)} (${formatDuration(e.evalMs)})`));
+    trainer.on('eval', (e) => progress.line(`eval at step ${e.step} (epoch ${e.epochProgress.toFixed(2)}): ${formatEvalMetrics(e.task, e)}, loss ${e.testLoss.toFixed(4)} (${formatDuration(e.evalMs)})`));
     trainer.on('log', (e) => e.level !== 'error' && progress.line(`${e.level}: ${e.message}`));
     result = await trainer.run();
   } finally {
@@ -174,9 +180,8 @@ async function runTrain(o: TrainFlags): Promise<void> {
     await executor.close();
   }
 
-  const accuracy = result.testAccuracy === undefined ? 'n/a' : `${(100 * result.testAccuracy).toFixed(2)}%`;
   if (result.status === 'succeeded') {
-    progress.line(`done: ${result.steps} steps (${result.epochs.toFixed(2)} epochs), test accuracy ${accuracy}, wall ${formatDuration(result.wallMs)}`);
+    progress.line(`done: ${result.steps} steps (${result.epochs.toFixed(2)} epochs), ${formatEvalMetrics(result.task, result)}, wall ${formatDuration(result.wallMs)}`);
   } else {
     progress.line(`${result.status} at step ${result.steps}/${result.totalSteps}; run the same command again to resume (checkpoint ${result.checkpoint})`);
   }
@@ -191,7 +196,9 @@ export function registerTrain(program: Command): void {
     .option('--local', 'train in this process with the local executor')
     .option('--spec <file>', 'a JSON job spec; the flags below override its fields')
     .option('--model <name|file.json>', 'zoo model name (lenet5) or a model spec JSON file')
-    .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist', 'fashion-mnist']))
+    .addOption(new Option('--dataset <name>', 'dataset (the generated mnist-localization / -detection / -segmentation sets select their task)').choices([...DATASETS]))
+    .option('--train-samples <n>', 'generated datasets: training samples to generate (default 10000 localization, 5000 detection / segmentation)', intArg(1, MAX_GENERATED_SAMPLES))
+    .option('--test-samples <n>', 'generated datasets: test samples to generate (default 2000 localization, 1000 detection / segmentation)', intArg(1, MAX_GENERATED_SAMPLES))
     .option('--epochs <n>', 'epochs to train (default 1)', intArg(1))
     .option('--steps <n>', 'optimizer steps to train, instead of epochs', intArg(1))
     .option('--batch-size <n>', 'global batch size B (default 64)', intArg(1))

@@ -1,0 +1,100 @@
+// The vision tasks through Redis: two worker processes train detection and segmentation jobs to
+// the same bytes and the same evaluation metrics as the local executor (targets travel in the
+// shard inputs, detections and confusion matrices in the eval results).
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { getZooSpec } from '@stride/cnn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalExecutor, train, type EvalMetrics, type JobSpecInput, type TrainResult } from '@stride/engine';
+import { BullmqExecutor, createRedis, resolveTransportConfig, type TransportConfig } from '@stride/queue';
+import { deletePrefix, killAll, startWorker, type Spawned } from './process.ts';
+
+const common = { optimizer: { type: 'adam', lr: 0.01 }, schedule: { type: 'constant' }, seed: 9, shards: 3, evalShards: 3 } as const;
+const SPECS: Record<'detection' | 'segmentation', JobSpecInput> = {
+  detection: {
+    model: getZooSpec('yolo', { height: 96, width: 96, numClasses: 10, baseChannels: 4 }),
+    dataset: 'mnist-detection',
+    trainSamples: 96,
+    testSamples: 30,
+    steps: 6,
+    batchSize: 16,
+    evalEvery: 3,
+    ...common,
+  },
+  segmentation: {
+    model: getZooSpec('unet', { height: 96, width: 96, numClasses: 11, baseChannels: 2, depth: 1 }),
+    dataset: 'mnist-segmentation',
+    trainSamples: 48,
+    testSamples: 12,
+    steps: 4,
+    batchSize: 6,
+    evalEvery: 2,
+    ...common,
+  },
+};
+
+async function run(spec: JobSpecInput, executor: LocalExecutor | BullmqExecutor, dataDir: string, jobId: string): Promise<{ result: TrainResult; evals: EvalMetrics[] }> {
+  const evals: EvalMetrics[] = [];
+  const result = await train(spec, { executor, dataDir, jobId, resume: false, on: { eval: (e) => evals.push(e) } });
+  return { result, evals };
+}
+
+/** The metric fields of evaluations, without timings. */
+const metricsOf = (evals: EvalMetrics[]): unknown[] => evals.map(({ evalMs: _m, time: _t, ...rest }) => ({ ...rest, jobId: undefined }));
+
+describe('vision tasks through Redis with two worker processes', () => {
+  let dataDir: string;
+  let config: TransportConfig;
+  let redis: Redis;
+  let executor: BullmqExecutor;
+  let procs: Spawned[] = [];
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'stride-vision-'));
+    config = resolveTransportConfig({ prefix: `{stride-test-vision-${randomBytes(4).toString('hex')}}` });
+    redis = createRedis(config, 'test');
+    executor = new BullmqExecutor({ config, pollIntervalMs: 250, onLog: () => undefined });
+    const env = { REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix };
+    procs = await Promise.all([startWorker(env, 1), startWorker(env, 1)]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await killAll(procs);
+    await executor.close();
+    await deletePrefix(redis, config.prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it.each(['detection', 'segmentation'] as const)('%s: the bytes and metrics of local training', async (task) => {
+    const local = new LocalExecutor({ threads: 2 });
+    let reference: Awaited<ReturnType<typeof run>>;
+    try {
+      reference = await run(SPECS[task], local, dataDir, `${task}-local`);
+    } finally {
+      await local.close();
+    }
+    const accepted = executor.stats.accepted;
+    const workers = new Set<string>();
+    const runShards = executor.runShards.bind(executor);
+    executor.runShards = async (...args) => {
+      const results = await runShards(...args);
+      for (const r of results) workers.add(r.workerId ?? '?');
+      return results;
+    };
+    const redisRun = await run(SPECS[task], executor, dataDir, `${task}-redis`);
+    executor.runShards = runShards;
+
+    expect(redisRun.result.paramsSha256).toBe(reference.result.paramsSha256);
+    expect(metricsOf(redisRun.evals)).toEqual(metricsOf(reference.evals));
+    const key = task === 'detection' ? 'mAP50' : 'mIoU';
+    expect(typeof redisRun.evals.at(-1)![key]).toBe('number');
+    expect(redisRun.result.best?.metric).toBe(key);
+    expect(workers.size).toBe(2);
+    const spec = SPECS[task] as { steps: number; evalEvery: number };
+    expect(executor.stats.accepted - accepted).toBe(spec.steps * 3 + (spec.steps / spec.evalEvery) * 3);
+  }, 300_000);
+});

@@ -1,11 +1,14 @@
 // Public face of @stride/chaos: fault injection against real Stride processes.
 import type { JobSpecInput } from '@stride/engine';
 
-export { runScenario, referenceHash, seededRandom } from './harness.ts';
-export type { ChaosContext, Injection, RunOptions, RunReport, Scenario, WorkerProc } from './harness.ts';
+export { runScenario, referenceHash, seededRandom, CHAOS_COORDINATOR_ENV } from './harness.ts';
+export type { ChaosContext, CoordinatorProc, FaultKind, Injection, RunOptions, RunReport, Scenario, WorkerFault, WorkerProc } from './harness.ts';
 export { scenarios, pickSteps } from './scenarios.ts';
-export { formatTable, describeInjections } from './report.ts';
-export { RedisServer, freePort, spawnNode, spawnProcess, startWorker, killAll, COORDINATOR_MAIN, WORKER_MAIN } from './procs.ts';
+export { formatTable, formatKindTable, summarizeKinds, describeInjections } from './report.ts';
+export type { KindSummary } from './report.ts';
+export { runSoak, formatSoak } from './soak.ts';
+export type { SoakReport } from './soak.ts';
+export { RedisServer, TcpProxy, freePort, spawnNode, spawnProcess, startWorker, killAll, COORDINATOR_MAIN, WORKER_MAIN } from './procs.ts';
 export type { Spawned } from './procs.ts';
 
 /**

@@ -1,7 +1,7 @@
 // Child processes of a chaos run: Stride apps started with `node --import tsx`, a private
 // redis-server, their output captured line by line, signals sent by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const COORDINATOR_MAIN = fileURLToPath(new URL('../../../apps/coordinator/src/main.ts', import.meta.url));
@@ -79,7 +79,7 @@ export const spawnNode = (script: string, args: string[], env: Record<string, st
 /** A worker process, resolved once it takes jobs, with its id (BullMQ's `processedBy`). */
 export async function startWorker(env: Record<string, string>, threads: number): Promise<Spawned & { id: string }> {
   const w = spawnNode(WORKER_MAIN, ['--threads', String(threads)], env);
-  const m = await w.waitFor(/worker (\S+): \d+ threads/, 60_000);
+  const m = await w.waitFor(/worker (\S+): \d+ threads/, 240_000);
   return Object.assign(w, { id: m[1] });
 }
 
@@ -142,5 +142,67 @@ export class RedisServer {
     if (!proc?.alive()) return;
     proc.child.kill('SIGKILL');
     await proc.exited;
+  }
+}
+
+/**
+ * A TCP proxy in front of Redis (workers connect through it): `cut()` drops every connection and
+ * refuses new ones until `restore()`, like a network partition between the workers and Redis.
+ */
+export class TcpProxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private cutOff = false;
+  port = 0;
+
+  constructor(readonly targetPort: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((client) => {
+      if (this.cutOff) {
+        client.destroy();
+        return;
+      }
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const a = server.address();
+        this.port = typeof a === 'object' && a ? a.port : 0;
+        resolve();
+      });
+    });
+  }
+
+  /** Drops every open connection and refuses new ones. */
+  cut(): void {
+    this.cutOff = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.cutOff = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

@@ -21,6 +21,8 @@ describe('chaos harness', () => {
     const killed = await runScenario(byName('worker-kill'), { spec: CHAOS_SPEC_QUICK, seed: 5, run: 0, timeoutMs: 90_000 });
     expectGreen(killed);
     expect(killed.injections.map((i) => i.kind)).toEqual(['worker SIGKILL', 'worker SIGKILL']);
+    expect(killed.faults).toBe(2);
+    expect(killed.kind).toBe('workers');
     // Each kill happened with a shard in the victim's hands, at the seeded steps (in order).
     expect(killed.injections.every((i) => /holding \S+-s\d+-\d+/.test(i.detail ?? ''))).toBe(true);
     expect(killed.injections[0].step).toBeLessThanOrEqual(killed.injections[1].step);
@@ -28,5 +30,8 @@ describe('chaos harness', () => {
     const restarted = await runScenario(byName('redis-restart'), { spec: CHAOS_SPEC_QUICK, seed: 5, run: 0, timeoutMs: 90_000 });
     expectGreen(restarted);
     expect(restarted.injections.map((i) => i.kind)).toEqual(['redis SHUTDOWN', 'redis started']);
+    // The restart is a recovery, not a fault.
+    expect(restarted.injections.map((i) => i.fault)).toEqual([true, false]);
+    expect(restarted.faults).toBe(1);
   });
 });

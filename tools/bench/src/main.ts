@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--no-torch] [--no-kernels] [--distributed]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]]`
 //
 // Stride's benchmark suite on this machine:
 //   - GEMM and convolution kernels in GFLOP/s per core (WebAssembly SIMD and JS), % of fp32 peak;
@@ -8,7 +8,10 @@
 //   - the same with PyTorch (tools/bench/torch_lenet.py) when python3-torch is installed, runs
 //     interleaved with ours, never concurrently, and the ratios ours / PyTorch;
 //   - with --distributed: coordinator + 2 worker processes of 1 thread through Redis (global batch
-//     512 in 4 shards) against the LocalExecutor on the same cores, with the step-time breakdown.
+//     512 in 4 shards) against the LocalExecutor on the same cores, with the step-time breakdown
+//     (distributed.ts), `--reps` interleaved repetitions;
+//   - with --tta (long: minutes): time to 98 % test accuracy of the default LeNet-5 job through the
+//     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts).
 // Figures are medians over timed windows after a warm-up, then over repetitions.
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -18,7 +21,9 @@ import { kernelBackend } from '@stride/cnn';
 import { type KernelFigure, benchKernels } from './kernels.ts';
 import { type Machine, PEAK_GFLOPS_PER_CORE, describeMachine, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
-import { type DistributedResult, type EngineRun, type Schedule, inferOneThread, trainDistributed, trainLocal, trainOneThread } from './training.ts';
+import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
+import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
+import { type EngineRun, type Schedule, inferOneThread, trainLocal, trainOneThread } from './training.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -28,7 +33,11 @@ const { values: opts } = parseArgs({
     reps: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
     'no-kernels': { type: 'boolean', default: false },
+    'no-training': { type: 'boolean', default: false },
     distributed: { type: 'boolean', default: false },
+    tta: { type: 'boolean', default: false },
+    'tta-local': { type: 'boolean', default: false },
+    'tta-reps': { type: 'string', default: '1' },
   },
   strict: true,
 });
@@ -57,7 +66,8 @@ interface Report {
   inference: { stride1: { windows: number[]; median: number }[]; torch1: TorchRun[]; torch2: TorchRun[] };
   torch: string;
   summary: Record<string, number>;
-  distributed?: DistributedResult | { skipped: string };
+  distributed?: DistributedReport | { skipped: string };
+  tta?: TtaReport | { skipped: string };
 }
 
 const machine = describeMachine();
@@ -80,7 +90,7 @@ if (!opts['no-kernels']) {
 
 const noTorch = opts['no-torch'] ? '--no-torch' : torchUnavailable();
 report.torch = noTorch ?? 'python3-torch';
-for (let r = 1; r <= reps; r++) {
+for (let r = 1; r <= (opts['no-training'] ? 0 : reps); r++) {
   // Interleaved, one at a time: ours, then theirs, at each thread count.
   log(`repetition ${r}/${reps}: training, 1 thread`);
   report.training.stride1.push(await trainOneThread(TRAIN_BATCH, TRAIN));
@@ -117,9 +127,24 @@ if (!noTorch) {
 if (opts.distributed) {
   log('distributed: coordinator + 2 workers through Redis vs LocalExecutor');
   try {
-    report.distributed = await trainDistributed(THREADS, 512, 4, DIST);
+    report.distributed = await benchDistributed(THREADS, 512, 4, DIST, reps, log);
+    s.distributedRatio = report.distributed.ratio;
   } catch (err) {
     report.distributed = { skipped: (err as Error).message };
+  }
+}
+if (opts.tta) {
+  const ttaReps = Number(opts['tta-reps']);
+  if (!Number.isInteger(ttaReps) || ttaReps < 1) throw new RangeError(`--tta-reps must be an integer >= 1, got ${opts['tta-reps']}`);
+  try {
+    report.tta = await benchTta({ reps: ttaReps, torch: !noTorch, local: opts['tta-local'], log });
+    const stride = report.tta.runs.filter((x) => x.impl === 'stride-bullmq' && x.hit).map((x) => x.hit!.trainS);
+    if (stride.length > 0) s.ttaStrideSeconds = median(stride);
+    const torch = report.tta.runs.filter((x) => x.impl === 'torch' && x.hit).map((x) => x.hit!.trainS);
+    if (torch.length > 0) s.ttaTorchSeconds = median(torch);
+    if (report.tta.ratios.length > 0) s.ttaRatio = median(report.tta.ratios);
+  } catch (err) {
+    report.tta = { skipped: (err as Error).message };
   }
 }
 report.machine.loadEnd = loadavg()[0];
@@ -148,10 +173,13 @@ function printTable(r: Report): void {
   const print = (cells: string[]): void => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
   console.log(`\n${r.machine.cores} cores, ${r.machine.cpuModel}, node ${r.machine.node}; kernels ${r.backend}; PyTorch: ${r.torch}`);
   console.log(`load average ${r.machine.loadStart.toFixed(1)} at start, ${r.machine.loadEnd?.toFixed(1)} at end (noisy when above ~0.5); medians of ${reps} repetition(s)\n`);
-  rows.forEach((row, i) => {
-    print(row);
-    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  });
+  // --no-training: no rows to show.
+  if (!opts['no-training']) {
+    rows.forEach((row, i) => {
+      print(row);
+      if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    });
+  }
   const b = r.training.stride2[0]?.breakdown;
   if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
   if (r.kernels) {
@@ -161,11 +189,8 @@ function printTable(r: Report): void {
   }
   const d = r.distributed;
   if (d && 'skipped' in d) console.log(`\ndistributed: skipped (${d.skipped})`);
-  else if (d) {
-    console.log(`\ndistributed, global batch ${d.distributed.batch} in ${d.distributed.shards} shards (images/s): 2 workers x 1 thread via Redis ${f(d.distributed.median)}, LocalExecutor 2 threads ${f(d.local.median)}, ratio ${f(d.ratio, 2)}`);
-    for (const run of [d.distributed, d.local]) {
-      const x = run.breakdown;
-      console.log(`  ${run.executor}: step ${f(x.stepMs, 1)} ms = publish ${f(x.publishMs, 1)} + compute ${f(x.computeMs, 1)} + transfer ${f(x.transferMs, 1)} (of which queue wait ${f(x.queueMs, 1)}) + reduce ${f(x.reduceMs, 1)} + optimizer ${f(x.optimizerMs, 1)}`);
-    }
-  }
+  else if (d) console.log(`\n${formatDistributed(d).join('\n')}`);
+  const t = r.tta;
+  if (t && 'skipped' in t) console.log(`\ntime to accuracy: skipped (${t.skipped})`);
+  else if (t) console.log(`\n${formatTta(t).join('\n')}`);
 }

@@ -1,15 +1,12 @@
 // LeNet-5 on MNIST through the product's own code paths: the engine's Trainer driving the
 // InlineExecutor (one thread), the LocalExecutor (worker threads of this process) or the
-// BullmqExecutor (worker processes through Redis), timed in windows of steps after a warm-up.
-import { type ChildProcess, spawn } from 'node:child_process';
+// BullmqExecutor (worker processes through Redis, see distributed.ts), timed in windows of steps after a warm-up.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildModel, fromData, getZooSpec, noGrad } from '@stride/cnn';
 import { MNIST_MEAN, MNIST_STD, loadDataset, normalizeInto } from '@stride/data';
 import { type EvalMetrics, type Executor, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
-import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig } from '@stride/queue';
 import { median } from './stats.ts';
 
 /** How long a measurement runs. */
@@ -160,78 +157,4 @@ export async function inferOneThread(batch: number, s: Schedule): Promise<{ wind
     windows.push((s.stepsPerWindow * batch * 1000) / (performance.now() - t0));
   }
   return { windows, median: median(windows) };
-}
-
-/** Where the worker app's entry point lives (started as a process, like `docker compose` does). */
-const WORKER_MAIN = fileURLToPath(new URL('../../../apps/worker/src/main.ts', import.meta.url));
-
-function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-export interface DistributedResult {
-  distributed: EngineRun;
-  local: EngineRun;
-  /** distributed.median / local.median. */
-  ratio: number;
-}
-
-/**
- * The coordinator side of distributed training (BullmqExecutor, this process) with `workers`
- * worker processes of one thread each, against the LocalExecutor with as many threads: the same
- * job, global batch `batch` in `shards` shards. Uses the Redis at REDIS_URL under a fresh key
- * prefix, deleted afterwards. Throws when Redis does not answer.
- */
-export async function trainDistributed(workers: number, batch: number, shards: number, s: Schedule): Promise<DistributedResult> {
-  const config = resolveTransportConfig({ prefix: `stride-bench-${process.pid}-${Date.now()}` });
-  const redis = createRedis(config, 'bench');
-  const children: ChildProcess[] = [];
-  let executor: BullmqExecutor | undefined;
-  try {
-    await redis.ping();
-    for (let i = 0; i < workers; i++) {
-      const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
-        env: { ...process.env, REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr!.on('data', (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-2000)));
-      child.once('exit', (code) => {
-        if (code !== 0 && code !== null) process.stderr.write(`bench: worker ${i} exited with ${code}: ${stderr}\n`);
-      });
-      children.push(child);
-    }
-    const keys = new Keys(config.prefix);
-    const deadline = Date.now() + 60_000;
-    while ((await listWorkers(redis, keys)).length < workers) {
-      if (Date.now() > deadline) throw new Error(`bench: ${workers} workers did not register within 60 s (prefix ${config.prefix})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    executor = new BullmqExecutor({ config });
-    const distributed = await runEngine(`stride ${workers} workers x 1 thread (engine, BullmqExecutor, ${shards} shards)`, 'bullmq', executor, workers, batch, shards, s);
-    await executor.close();
-    executor = undefined;
-    await Promise.all(children.map(stopProcess));
-    const local = await trainLocal(workers, batch, shards, s);
-    return { distributed, local, ratio: distributed.median / local.median };
-  } finally {
-    await executor?.close();
-    await Promise.all(children.map(stopProcess));
-    // Every key of the run: the queue's and ours.
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${config.prefix}*`, 'COUNT', 1000);
-      if (found.length > 0) await redis.del(...found);
-      cursor = next;
-    } while (cursor !== '0');
-    await redis.quit();
-  }
 }

@@ -1,0 +1,336 @@
+// Distributed overhead: the coordinator side (BullmqExecutor in this process) with worker processes
+// of one thread each through Redis, against the LocalExecutor with as many threads, on the same
+// job (LeNet-5 on MNIST, global batch 512 in 4 shards). Both executors are wrapped to time every
+// publish and every runShards, and the shards report their own timelines (ShardResult.timing), so
+// each step is broken down the same way for both:
+//
+//   cycle = publish + enqueue + [the critical compute unit: pickup + fetch + compute + upload]
+//           + collect + reduce + optimizer + other
+//
+// - publish: packing and publishing parameter version t (trainer → executor);
+// - enqueue: from runShards to the tasks being in the queue (input blobs + shard jobs; local: posted);
+// - the critical unit is the worker (thread) that finished last; over its shards of the step:
+//   pickup = time from "task available and unit free" to "unit took it" (queue latency),
+//   fetch = getting job data, parameters and input (local: loading the version into the model),
+//   compute = the shard's forward and backward, upload = storing the gradient in Redis;
+// - collect: from that unit being done to runShards returning (completion notice, gradient read,
+//   checks; local: the reply message);
+// - reduce, optimizer: the trainer's; other: the rest of the wall time between two step events
+//   (planning, metrics, listeners).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Executor, type JobContext, type JobSpecInput, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train } from '@stride/engine';
+import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig, type TransportConfig } from '@stride/queue';
+import type { Redis } from 'ioredis';
+import { median } from './stats.ts';
+
+/** How long a measurement runs. */
+export interface DistSchedule {
+  /** Steps before the first timed window (JIT, thread start-up, memory growth). */
+  warmup: number;
+  stepsPerWindow: number;
+  windows: number;
+}
+
+/** Medians over the timed steps (ms); see the file comment. */
+export interface DistBreakdown {
+  cycleMs: number;
+  publishMs: number;
+  enqueueMs: number;
+  pickupMs: number;
+  fetchMs: number;
+  computeMs: number;
+  uploadMs: number;
+  collectMs: number;
+  reduceMs: number;
+  optimizerMs: number;
+  otherMs: number;
+  /** Everything but compute, reduce and optimizer: what the transport costs per step. */
+  overheadMs: number;
+  /** Shards per step on the critical unit (2 for 4 shards on 2 units). */
+  criticalShards: number;
+}
+
+export interface DistRun {
+  label: string;
+  executor: 'local' | 'bullmq';
+  units: number;
+  batch: number;
+  shards: number;
+  /** Images per second of every timed window (wall time between the trainer's step events). */
+  windows: number[];
+  median: number;
+  breakdown: DistBreakdown;
+  /** SHA-256 of the trained parameters: equal for both executors. */
+  paramsSha256: string;
+}
+
+export interface DistributedReport {
+  batch: number;
+  shards: number;
+  /** One per repetition, interleaved: distributed then local. */
+  distributed: DistRun[];
+  local: DistRun[];
+  /** Median distributed images/s over median local images/s. */
+  ratio: number;
+  /** Per repetition, distributed / local of that repetition. */
+  ratios: number[];
+  /** Same job, same steps: the parameters must be bit-identical. */
+  identical: boolean;
+}
+
+interface StepRecord {
+  publishMs: number;
+  runStart: number;
+  runEnd: number;
+  results: ShardResult[];
+}
+
+const wallClock = (): number => performance.timeOrigin + performance.now();
+
+/** An Executor that times publishParams and runShards of train steps and keeps the shard results' timelines. */
+class TimedExecutor implements Executor {
+  readonly steps = new Map<number, StepRecord>();
+  private lastPublishMs = 0;
+
+  constructor(private readonly inner: Executor) {}
+
+  async publishParams(job: JobContext, version: number, state: Uint8Array): Promise<void> {
+    const t = performance.now();
+    await this.inner.publishParams(job, version, state);
+    this.lastPublishMs = performance.now() - t;
+  }
+
+  async runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]> {
+    const runStart = wallClock();
+    const results = await this.inner.runShards(job, tasks, signal);
+    const runEnd = wallClock();
+    if (tasks.length > 0 && tasks[0].kind === 'train') {
+      this.steps.set(tasks[0].step, { publishMs: this.lastPublishMs, runStart, runEnd, results });
+      this.lastPublishMs = 0;
+    }
+    return results;
+  }
+
+  releaseJob(jobId: string): Promise<void> {
+    return this.inner.releaseJob(jobId);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** The parts of one step; undefined when a shard did not report its timeline. */
+function stepParts(rec: StepRecord, m: StepMetrics, cycleMs: number): Omit<DistBreakdown, 'cycleMs'> & { cycleMs: number } {
+  const timings = rec.results.map((r) => ({ unit: r.workerId ?? '?', computeMs: r.computeMs, t: r.timing }));
+  if (timings.some((x) => x.t === undefined)) throw new Error('bench: a shard result carries no timing (executor or worker too old?)');
+  const enqueuedAt = Math.min(...timings.map((x) => x.t!.enqueuedAt ?? rec.runStart));
+  // The unit that finished last is the critical path.
+  const last = timings.reduce((a, b) => (b.t!.doneAt > a.t!.doneAt ? b : a));
+  const mine = timings.filter((x) => x.unit === last.unit).sort((a, b) => a.t!.startedAt - b.t!.startedAt);
+  let pickupMs = 0;
+  let fetchMs = 0;
+  let computeMs = 0;
+  let uploadMs = 0;
+  let free = enqueuedAt;
+  for (const x of mine) {
+    const t = x.t!;
+    pickupMs += Math.max(0, t.startedAt - Math.max(free, t.enqueuedAt ?? enqueuedAt));
+    fetchMs += t.fetchMs;
+    computeMs += x.computeMs;
+    uploadMs += t.uploadMs;
+    free = t.doneAt;
+  }
+  const enqueueMs = Math.max(0, enqueuedAt - rec.runStart);
+  const collectMs = Math.max(0, rec.runEnd - last.t!.doneAt);
+  const parts = { publishMs: rec.publishMs, enqueueMs, pickupMs, fetchMs, computeMs, uploadMs, collectMs, reduceMs: m.reduceMs, optimizerMs: m.optimizerMs };
+  const explained = Object.values(parts).reduce((a, b) => a + b, 0);
+  const otherMs = cycleMs - explained;
+  const overheadMs = cycleMs - computeMs - m.reduceMs - m.optimizerMs;
+  return { cycleMs, ...parts, otherMs, overheadMs, criticalShards: mine.length };
+}
+
+/** Runs the benchmark job on `executor` (wrapped) and times it. The executor is not closed. */
+async function runTimed(label: string, kind: DistRun['executor'], inner: Executor, units: number, batch: number, shards: number, s: DistSchedule): Promise<DistRun> {
+  const executor = new TimedExecutor(inner);
+  const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
+  const spec: JobSpecInput = {
+    name: 'bench-distributed',
+    model: 'lenet5',
+    dataset: 'mnist',
+    steps: totalSteps,
+    batchSize: batch,
+    shards,
+    seed: 1,
+    optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 },
+    schedule: { type: 'constant' },
+    evalEvery: totalSteps,
+    evalSamples: 1000,
+    checkpointEvery: totalSteps,
+    keepCheckpoints: 1,
+  };
+  const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-dist-'));
+  const at: number[] = [];
+  const steps: StepMetrics[] = [];
+  let paramsSha256 = '';
+  try {
+    const result = await train(spec, {
+      executor,
+      dataDir,
+      jobId: 'bench-dist',
+      resume: false,
+      on: {
+        step: (e) => {
+          at.push(wallClock());
+          steps.push(e);
+        },
+      },
+    });
+    paramsSha256 = result.paramsSha256;
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  const windows: number[] = [];
+  for (let w = 0; w < s.windows; w++) {
+    const start = s.warmup - 1 + w * s.stepsPerWindow;
+    windows.push((s.stepsPerWindow * batch * 1000) / (at[start + s.stepsPerWindow] - at[start]));
+  }
+  const parts: ReturnType<typeof stepParts>[] = [];
+  for (let i = s.warmup; i < totalSteps; i++) {
+    const rec = executor.steps.get(steps[i].step);
+    if (rec) parts.push(stepParts(rec, steps[i], at[i] - at[i - 1]));
+  }
+  const med = (k: keyof DistBreakdown): number => median(parts.map((p) => p[k]));
+  const breakdown = Object.fromEntries(
+    (['cycleMs', 'publishMs', 'enqueueMs', 'pickupMs', 'fetchMs', 'computeMs', 'uploadMs', 'collectMs', 'reduceMs', 'optimizerMs', 'otherMs', 'overheadMs', 'criticalShards'] as const).map((k) => [k, med(k)]),
+  ) as unknown as DistBreakdown;
+  return { label, executor: kind, units, batch, shards, windows, median: median(windows), breakdown, paramsSha256 };
+}
+
+/** Where the worker app's entry point lives (started as a process, like `docker compose` does). */
+const WORKER_MAIN = fileURLToPath(new URL('../../../apps/worker/src/main.ts', import.meta.url));
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** `count` worker processes of one thread each on `config`; resolves once they have all registered. */
+export async function startWorkers(config: TransportConfig, redis: Redis, count: number): Promise<ChildProcess[]> {
+  const children: ChildProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
+      env: { ...process.env, REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-2000)));
+    child.once('exit', (code) => {
+      if (code !== 0 && code !== null) process.stderr.write(`bench: worker ${i} exited with ${code}: ${stderr}\n`);
+    });
+    children.push(child);
+  }
+  const keys = new Keys(config.prefix);
+  const deadline = Date.now() + 60_000;
+  try {
+    while ((await listWorkers(redis, keys)).length < count) {
+      if (Date.now() > deadline) throw new Error(`bench: ${count} workers did not register within 60 s (prefix ${config.prefix})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (err) {
+    await stopWorkers(children);
+    throw err;
+  }
+  return children;
+}
+
+export function stopWorkers(children: readonly ChildProcess[]): Promise<void> {
+  return Promise.all(children.map(stopProcess)).then(() => undefined);
+}
+
+/** Deletes every key under the prefix (the queue's and ours). */
+export async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (found.length > 0) await redis.del(...found);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/**
+ * `reps` interleaved repetitions of: the job through `workers` worker processes of one thread
+ * (BullmqExecutor), then the same job on a LocalExecutor of `workers` threads. Uses the Redis at
+ * REDIS_URL under a fresh key prefix, deleted afterwards. Throws when Redis does not answer.
+ */
+export async function benchDistributed(workers: number, batch: number, shards: number, s: DistSchedule, reps: number, log: (line: string) => void = () => undefined): Promise<DistributedReport> {
+  const config = resolveTransportConfig({ prefix: `stride-bench-${process.pid}-${Date.now()}` });
+  const redis = createRedis(config, 'bench');
+  const report: DistributedReport = { batch, shards, distributed: [], local: [], ratio: NaN, ratios: [], identical: true };
+  let children: ChildProcess[] = [];
+  try {
+    await redis.ping();
+    children = await startWorkers(config, redis, workers);
+    for (let r = 1; r <= reps; r++) {
+      log(`distributed ${r}/${reps}: ${workers} workers x 1 thread via Redis`);
+      const executor = new BullmqExecutor({ config });
+      try {
+        report.distributed.push(await runTimed(`${workers} workers x 1 thread (BullmqExecutor)`, 'bullmq', executor, workers, batch, shards, s));
+      } finally {
+        await executor.close();
+      }
+      // The workers idle (blocked on Redis) while the local executor runs: no CPU taken from it.
+      log(`distributed ${r}/${reps}: LocalExecutor, ${workers} threads`);
+      const local = new LocalExecutor({ threads: workers });
+      try {
+        report.local.push(await runTimed(`LocalExecutor ${workers} threads`, 'local', local, workers, batch, shards, s));
+      } finally {
+        await local.close();
+      }
+      report.ratios.push(report.distributed[r - 1].median / report.local[r - 1].median);
+    }
+  } finally {
+    await stopWorkers(children);
+    await deletePrefix(redis, config.prefix);
+    await redis.quit();
+  }
+  const runs = [...report.distributed, ...report.local];
+  report.identical = runs.every((x) => x.paramsSha256 === runs[0].paramsSha256);
+  report.ratio = median(report.distributed.map((x) => x.median)) / median(report.local.map((x) => x.median));
+  return report;
+}
+
+/** Lines for the bench's table. */
+export function formatDistributed(d: DistributedReport): string[] {
+  const f = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+  const lines: string[] = [];
+  const dm = median(d.distributed.map((x) => x.median));
+  const lm = median(d.local.map((x) => x.median));
+  lines.push(
+    `distributed, global batch ${d.batch} in ${d.shards} shards (images/s, median of ${d.distributed.length}): ` +
+      `2 workers x 1 thread via Redis ${f(dm, 0)}, LocalExecutor 2 threads ${f(lm, 0)}, ratio ${f(d.ratio, 2)} ` +
+      `(per repetition ${d.ratios.map((x) => f(x, 2)).join(', ')}); parameters ${d.identical ? 'bit-identical' : 'DIFFER'}`,
+  );
+  const cols = ['cycle', 'publish', 'enqueue', 'pickup', 'fetch', 'compute', 'upload', 'collect', 'reduce', 'optim', 'other', 'overhead'] as const;
+  const keys = ['cycleMs', 'publishMs', 'enqueueMs', 'pickupMs', 'fetchMs', 'computeMs', 'uploadMs', 'collectMs', 'reduceMs', 'optimizerMs', 'otherMs', 'overheadMs'] as const;
+  lines.push(`  step breakdown, ms (median over steps; critical unit = the one that finished last, its shards summed):`);
+  lines.push(`  ${'executor'.padEnd(12)}${cols.map((c) => c.padStart(9)).join('')}`);
+  for (const [name, runs] of [['bullmq', d.distributed], ['local', d.local]] as const) {
+    for (const run of runs) {
+      const b = run.breakdown;
+      lines.push(`  ${name.padEnd(12)}${keys.map((k) => f(b[k]).padStart(9)).join('')}`);
+    }
+  }
+  return lines;
+}

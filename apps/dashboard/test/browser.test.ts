@@ -305,4 +305,57 @@ describe('dashboard in Chromium against the real stack', () => {
       await phone.close();
     }
   }, 60_000);
+
+  it('trains a U-Net on mnist-segmentation, shows its mIoU, and overlays its predicted mask on a drawing', async () => {
+    const res = await page.request.post(`${base}/api/jobs`, {
+      data: { name: 'e2e-seg', model: 'unet', dataset: 'mnist-segmentation', trainSamples: 64, testSamples: 32, steps: 6, batchSize: 8, shards: 2, evalEvery: 3, evalShards: 2 },
+    });
+    expect(res.status(), await res.text()).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    await page.goto(`${base}/jobs/${encodeURIComponent(id)}`);
+    await page.locator('h1 + .badge.succeeded').waitFor({ timeout: 150_000 }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${logs()}`);
+    });
+    // The task's metrics, from the engine's evaluations: the chart, the stats, the best one.
+    const card = page.locator('.metric-card[data-task="segmentation"]');
+    await card.locator('.uplot canvas').first().waitFor({ timeout: 10_000 });
+    expect(await card.locator('figcaption').textContent()).toMatch(/^Segmentation: mIoU/);
+    await expect.poll(() => page.locator('.stats .m-mIoU').textContent(), { timeout: 10_000 }).toMatch(/^\d+\.\d %$/);
+    expect(await page.locator('.stats .m-pixelAccuracy').textContent()).toMatch(/^\d+\.\d %$/);
+    expect(await page.locator('.stats .best').textContent()).toMatch(/^\d+\.\d % · step [36]$/);
+    await shotsAtBothWidths('job-segmentation', (p) => p.locator('.metric-card .uplot canvas').first().waitFor());
+    await page.goto(`${base}/`);
+    expect(await page.locator(`a.job-row[data-job="${id}"] .metric .k`).textContent()).toMatch(/^(test|best) mIoU$/);
+
+    // The playground: a 96×96 pad (3× on screen), two digits, the mask over them.
+    await page.goto(`${base}/playground?job=${encodeURIComponent(id)}`);
+    await expect.poll(() => page.locator('[data-loaded]').getAttribute('data-loaded'), { timeout: 20_000 }).toMatch(new RegExp(`^${id}/step-\\d{8}\\.ckpt$`));
+    expect(await page.locator('[data-loaded]').getAttribute('data-task')).toBe('segmentation');
+    expect(await page.locator('canvas.pad').evaluate((c: HTMLCanvasElement) => c.width)).toBe(288);
+    const pad = (await page.locator('canvas.pad').boundingBox())!;
+    const at = (fx: number, fy: number): [number, number] => [pad.x + pad.width * fx, pad.y + pad.height * fy];
+    for (const stroke of [
+      [at(0.25, 0.2), at(0.25, 0.45)],
+      [at(0.55, 0.55), at(0.8, 0.55), at(0.65, 0.85)],
+    ]) {
+      await page.mouse.move(...stroke[0]);
+      await page.mouse.down();
+      for (const p of stroke.slice(1)) await page.mouse.move(...p, { steps: 8 });
+      await page.mouse.up();
+    }
+    const mask = page.locator('canvas.overlay.mask');
+    await expect.poll(() => mask.getAttribute('data-classes'), { timeout: 10_000 }).toMatch(/^\d+(,\d+)*$/);
+    expect(await mask.evaluate((c: HTMLCanvasElement) => [c.width, c.height])).toEqual([96, 96]);
+    expect(await page.locator('.legend .legend-row').count()).toBe(11);
+    // The model's input is the pad itself, downscaled: the strokes stay where they were drawn.
+    const ink = await page.locator('.seen-img canvas').evaluate((c: HTMLCanvasElement) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      const at = (x: number, y: number): number => d[(y * c.width + x) * 4];
+      return [c.width, at(24, 30), at(80, 10)];
+    });
+    expect(ink).toEqual([96, 255, 0]);
+    await shotsAtBothWidths('playground-segmentation', async (p) => {
+      await expect.poll(() => p.locator('[data-loaded]').getAttribute('data-loaded'), { timeout: 20_000 }).toContain(id);
+    });
+  }, 240_000);
 });

@@ -27,6 +27,15 @@ describe('MetricsSeries', () => {
       [2.4, null, 1.9, null],
     ]);
   });
+
+  it('counts skipped steps without drawing them, ignores records of unknown kinds', () => {
+    const m = new MetricsSeries();
+    m.reset([step(0, 2.3), { type: 'skip', step: 1, reason: 'non-finite gradient in shard 2' }, step(2, 2.0), { type: 'future-kind', step: 3 }]);
+    expect(m.steps.map((s) => s.step)).toEqual([0, 2]);
+    expect(m.skipped).toBe(1);
+    expect(m.add({ type: 'skip' })).toBe(false);
+    expect(m.skipped).toBe(2);
+  });
 });
 
 describe('smooth', () => {

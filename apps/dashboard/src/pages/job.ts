@@ -1,13 +1,14 @@
 // One job: state and controls, live charts, workers, checkpoints, spec.
 import { ApiError, getJson, postJson } from '../ui/api.ts';
 import { LineChart } from '../ui/chart.ts';
-import { $, h, progressBar, replace, setProgress, setText } from '../ui/dom.ts';
+import { $, h, keepCase, progressBar, replace, setProgress, setText } from '../ui/dom.ts';
 import { ago, bytes, duration, num, pct, when } from '../ui/format.ts';
 import { live } from '../ui/live.ts';
-import { MetricsSeries, smooth } from '../ui/metrics.ts';
+import { MetricsSeries, smooth, type OtherRecord } from '../ui/metrics.ts';
 import { describeSpec, elapsedOf, progressOf } from '../ui/progress.ts';
 import { jobsStore, workersStore } from '../ui/store.ts';
-import { FINAL_STATES, type Checkpoint, type EvalMetrics, type Job, type StepMetrics } from '../ui/types.ts';
+import { bestOf, formatMetric, hasTrainAccuracy, metricInfo, primaryMetric, TASK_METRICS, taskOfJob } from '../ui/tasks.ts';
+import { FINAL_STATES, type Checkpoint, type EvalMetrics, type Job, type MetricName, type StepMetrics, type Task } from '../ui/types.ts';
 
 const COLORS = {
   train: '#4f46e5',
@@ -21,7 +22,41 @@ const COLORS = {
   ips: '#7c3aed',
 };
 
-const stat = (label: string, cls: string): HTMLElement => h('div', { class: 'stat' }, h('span', { class: 'k' }, label), h('span', { class: `v ${cls}` }, '—'));
+/** Colours of a task's test metrics, primary first. */
+const METRIC_COLORS = ['#f97316', '#0d9488', '#db2777'];
+
+/** The title of the chart of a task's metrics. */
+const METRIC_CHART_TITLE: Record<Task, string> = {
+  classification: 'Accuracy',
+  localization: 'Localization: accuracy and box IoU',
+  detection: 'Detection: mAP@0.5 on the test split',
+  segmentation: 'Segmentation: mIoU and pixel accuracy on the test split',
+};
+
+/** The chart of a task's metrics: train accuracy where the task has one, then each test metric. */
+function metricChart(task: Task): LineChart {
+  const fmt = (v: number): string => pct(v);
+  const train = hasTrainAccuracy(task)
+    ? [
+        { label: task === 'classification' ? 'train (batch)' : 'train class acc. (batch)', color: `${COLORS.train}38`, width: 1, format: fmt },
+        { label: task === 'classification' ? 'train' : 'train class acc.', color: COLORS.train, format: fmt },
+      ]
+    : [];
+  const tests = TASK_METRICS[task].map((key, i) => ({
+    label: task === 'classification' ? 'test' : `test ${metricInfo(key).label}`,
+    color: METRIC_COLORS[i % METRIC_COLORS.length],
+    dash: true,
+    points: true,
+    width: i === 0 ? 2.25 : 1.75,
+    format: fmt,
+  }));
+  return new LineChart({ title: METRIC_CHART_TITLE[task], yRange: [0, 1], yFormat: (v) => `${Math.round(v * 100)}%`, series: [...train, ...tests] });
+}
+
+const stat = (label: string | (Node | string)[], cls: string): HTMLElement => h('div', { class: 'stat' }, h('span', { class: 'k' }, label), h('span', { class: `v ${cls}` }, '—'));
+
+/** A stat label whose metric name keeps its case (`mIoU`, `mAP@0.5`) in the upper-case labels. */
+const metricLabel = (prefix: string, name: string): (Node | string)[] => keepCase(`${prefix} ${name}`);
 
 export function jobPage(root: HTMLElement, params: Record<string, string>): () => void {
   const id = params.id;
@@ -35,6 +70,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
   const buttons = { pause: action('pause', 'Pause'), resume: action('resume', 'Resume'), cancel: action('cancel', 'Cancel', 'danger') };
   const bar = progressBar(0);
   const errorBox = h('div', { class: 'error-box', hidden: true });
+  const skippedNote = h('p', { class: 'muted skipped', hidden: true, style: 'margin:12px 0 0;font-size:0.85rem' });
 
   const charts = {
     loss: new LineChart({
@@ -44,16 +80,6 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
         { label: 'train (batch)', color: `${COLORS.train}38`, width: 1 },
         { label: 'train', color: COLORS.train },
         { label: 'test', color: COLORS.test, dash: true, points: true, width: 2.25 },
-      ],
-    }),
-    accuracy: new LineChart({
-      title: 'Accuracy',
-      yRange: [0, 1],
-      yFormat: (v) => `${Math.round(v * 100)}%`,
-      series: [
-        { label: 'train (batch)', color: `${COLORS.train}38`, width: 1, format: (v) => pct(v) },
-        { label: 'train', color: COLORS.train, format: (v) => pct(v) },
-        { label: 'test', color: COLORS.test, dash: true, points: true, width: 2.25, format: (v) => pct(v) },
       ],
     }),
     lr: new LineChart({ title: 'Learning rate', series: [{ label: 'lr', color: COLORS.lr, format: (v) => v.toExponential(2) }], yFormat: (v) => v.toExponential(1) }),
@@ -75,7 +101,14 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
       ],
     }),
   };
-  cleanups.push(() => Object.values(charts).forEach((c) => c.destroy()));
+  // The metrics chart and the task's stats are drawn once the job (hence its task) is known.
+  let task: Task | undefined;
+  let accuracyChart: LineChart | undefined;
+  const accuracyCard = h('div', { class: 'card metric-card' }, h('div', { class: 'chart-empty' }, 'loading…'));
+  cleanups.push(() => {
+    Object.values(charts).forEach((c) => c.destroy());
+    accuracyChart?.destroy();
+  });
 
   const workersBox = h('div');
   const checkpointsBox = h('div');
@@ -99,15 +132,14 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
         { class: 'stats' },
         stat('images / s', 'ips'),
         stat('train loss', 'loss'),
-        stat('train acc.', 'acc'),
         stat('test loss', 'tloss'),
-        stat('test acc.', 'tacc'),
         stat('learning rate', 'lr'),
         stat('elapsed', 'elapsed'),
       ),
       errorBox,
+      skippedNote,
     ),
-    h('div', { class: 'grid grid-2 section' }, h('div', { class: 'card' }, charts.loss.element), h('div', { class: 'card' }, charts.accuracy.element)),
+    h('div', { class: 'grid grid-2 section' }, h('div', { class: 'card' }, charts.loss.element), accuracyCard),
     h('div', { class: 'grid grid-3 section' }, h('div', { class: 'card' }, charts.lr.element), h('div', { class: 'card' }, charts.time.element), h('div', { class: 'card' }, charts.ips.element)),
     h('div', { class: 'grid grid-2 section' }, h('div', { class: 'card' }, h('h2', null, 'Workers that served it'), workersBox), h('div', { class: 'card' }, h('h2', null, 'Checkpoints'), checkpointsBox)),
     h('div', { class: 'card section' }, h('h2', null, 'Job spec'), specBox),
@@ -117,10 +149,40 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
     replace(banner, h('div', { class: 'banner error' }, (err as Error).message));
   };
 
+  // ---- the task: its stats and its metrics chart ----
+  const metricStatClass = (key: MetricName): string => (key === 'testAccuracy' ? 'tacc' : `m-${key}`);
+  const setTask = (t: Task): void => {
+    if (t === task) return;
+    task = t;
+    const statsEl = $(root, '.stats');
+    for (const el of statsEl.querySelectorAll('[data-task-stat]')) el.remove();
+    const tloss = $(statsEl, '.tloss').parentElement!;
+    const extra: HTMLElement[] = [];
+    if (hasTrainAccuracy(t)) extra.push(stat(t === 'classification' ? 'train acc.' : 'train class acc.', 'acc'));
+    const testStats = TASK_METRICS[t].map((key) => {
+      const info = metricInfo(key);
+      const el = stat(t === 'classification' ? 'test acc.' : t === 'localization' && key === 'testAccuracy' ? 'test class acc.' : metricLabel('test', info.label), metricStatClass(key));
+      el.title = info.help;
+      return el;
+    });
+    const best = stat(metricLabel('best', primaryMetric(t).label), 'best');
+    best.title = `the best evaluation by ${primaryMetric(t).label}; its checkpoint is kept`;
+    for (const el of [...extra, ...testStats, best]) el.dataset.taskStat = '';
+    extra.forEach((el) => tloss.before(el));
+    tloss.after(...testStats, best);
+    accuracyChart?.destroy();
+    accuracyChart = metricChart(t);
+    replace(accuracyCard, accuracyChart.element);
+    accuracyCard.dataset.task = t;
+    root.dataset.task = t;
+    drawCharts();
+  };
+
   // ---- header, progress, stats ----
   const drawJob = (): void => {
     const job = jobsStore.jobs.get(id);
     if (!job) return;
+    setTask(taskOfJob(job));
     const status = job.state.status;
     const p = progressOf(job, jobsStore.imagesPerSec.get(id));
     setText(title, job.name);
@@ -138,9 +200,16 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
     const lastEval = series.evals[series.evals.length - 1];
     setText($(root, '.stats .ips'), p.speedText.replace(' img/s', ''));
     setText($(root, '.stats .loss'), num(job.progress?.loss ?? last?.loss));
-    setText($(root, '.stats .acc'), pct(job.progress?.accuracy ?? last?.accuracy));
+    if (task && hasTrainAccuracy(task)) setText($(root, '.stats .acc'), pct(job.progress?.accuracy ?? last?.accuracy));
     setText($(root, '.stats .tloss'), num(lastEval?.testLoss ?? job.progress?.testLoss));
-    setText($(root, '.stats .tacc'), pct(lastEval?.testAccuracy ?? job.progress?.testAccuracy));
+    const result = job.state.status === 'succeeded' ? job.state.result : job.result;
+    for (const key of task ? TASK_METRICS[task] : []) {
+      setText($(root, `.stats .${metricStatClass(key)}`), formatMetric(lastEval?.[key] ?? job.progress?.[key] ?? result?.[key]));
+    }
+    const best = bestOf(job) ?? bestOfEvals(task);
+    setText($(root, '.stats .best'), best ? `${formatMetric(best.value)} · step ${best.step}` : '—');
+    skippedNote.hidden = series.skipped === 0;
+    setText(skippedNote, `${series.skipped} step${series.skipped === 1 ? ' was' : 's were'} skipped (non-finite or outlier gradients): the parameters stayed as they were.`);
     setText($(root, '.stats .lr'), last ? last.lr.toExponential(2) : '—');
     setText($(root, '.stats .elapsed'), duration(elapsedOf(job)));
     const error = job.state.status === 'failed' ? job.state.error : undefined;
@@ -220,6 +289,8 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
       ['name', job.name],
       ['model', typeof s.model === 'string' ? s.model : `${s.model.name ?? 'custom'} (${s.model.layers.length} layers)`],
       ['dataset', s.dataset],
+      ['task', taskOfJob(job)],
+      ...(s.trainSamples !== undefined ? [['samples', `${s.trainSamples} train, ${s.testSamples ?? '—'} test (generated)`] as [string, string]] : []),
       ['length', s.epochs !== undefined ? `${s.epochs} epoch${s.epochs === 1 ? '' : 's'}` : `${s.steps} steps`],
       ['batch size', String(s.batchSize)],
       ['shards per step', String(s.shards)],
@@ -237,13 +308,28 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
 
   // ---- metrics ----
   const series = new MetricsSeries();
+  /** The best evaluation seen by the task's primary metric, when the record does not say (a running job). */
+  const bestOfEvals = (t: Task | undefined): { step: number; value: number } | undefined => {
+    if (!t) return undefined;
+    const key = primaryMetric(t).key;
+    let best: { step: number; value: number } | undefined;
+    for (const e of series.evals) {
+      const v = e[key];
+      if (typeof v === 'number' && Number.isFinite(v) && (!best || v > best.value)) best = { step: e.step, value: v };
+    }
+    return best;
+  };
   const drawCharts = (): void => {
     const steps = series.steps;
     const col = (f: (s: StepMetrics) => number): number[] => steps.map(f);
     const loss = col((s) => s.loss);
-    const acc = col((s) => s.accuracy);
     charts.loss.setData(series.joined([loss, smooth(loss)], [series.evals.map((e) => e.testLoss)]));
-    charts.accuracy.setData(series.joined([acc, smooth(acc)], [series.evals.map((e) => e.testAccuracy)]));
+    if (task && accuracyChart) {
+      const acc = hasTrainAccuracy(task) ? col((s) => s.accuracy ?? Number.NaN) : [];
+      const train = hasTrainAccuracy(task) ? [acc, smooth(acc)] : [];
+      const evalCol = (key: MetricName): (number | null)[] => series.evals.map((e) => e[key] ?? null);
+      accuracyChart.setData(series.joined(train, TASK_METRICS[task].map(evalCol) as ArrayLike<number>[]));
+    }
     const x = steps.map((s) => s.step + 1);
     charts.lr.setData({ x, ys: [col((s) => s.lr)] });
     charts.time.setData({ x, ys: [(s: StepMetrics) => s.stepMs, (s: StepMetrics) => s.queueMs, (s: StepMetrics) => s.computeMs, (s: StepMetrics) => s.reduceMs + s.optimizerMs, (s: StepMetrics) => s.publishMs].map((f) => Array.from(smooth(col(f)))) });
@@ -251,7 +337,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
     charts.ips.setData({ x, ys: [ips, Array.from(smooth(ips))] });
   };
   const loadMetrics = async (): Promise<void> => {
-    const { metrics } = await getJson<{ metrics: (StepMetrics | EvalMetrics)[] }>(`/api/jobs/${encodeURIComponent(id)}/metrics`);
+    const { metrics } = await getJson<{ metrics: (StepMetrics | EvalMetrics | OtherRecord)[] }>(`/api/jobs/${encodeURIComponent(id)}/metrics`);
     // Keep what the live stream added during the fetch.
     const live = [...series.steps, ...series.evals];
     series.reset(metrics);
@@ -276,7 +362,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
   };
   const drawCheckpoints = (list: Checkpoint[]): void => {
     const job = jobsStore.jobs.get(id);
-    const bestStep = job?.state.status === 'succeeded' ? job.state.result.best?.step : job?.result?.best?.step;
+    const bestStep = job ? bestOf(job)?.step : undefined;
     if (list.length === 0) {
       replace(checkpointsBox, h('p', { class: 'muted' }, 'None written yet.'));
       return;

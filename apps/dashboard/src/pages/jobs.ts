@@ -1,8 +1,9 @@
 // Jobs list: every job with its state and progress, updated live.
-import { $, h, progressBar, replace, setProgress, setText } from '../ui/dom.ts';
-import { ago, num, pct } from '../ui/format.ts';
+import { $, h, keepCase, progressBar, replace, setProgress, setText } from '../ui/dom.ts';
+import { ago, num } from '../ui/format.ts';
 import { describeSpec, progressOf } from '../ui/progress.ts';
 import { jobsStore } from '../ui/store.ts';
+import { bestOf, formatMetric, latestPrimary, primaryMetric, taskOfJob } from '../ui/tasks.ts';
 import type { Job } from '../ui/types.ts';
 
 interface Row {
@@ -20,7 +21,7 @@ function jobRow(job: Job): Row {
     h('div', { class: 'progress-cell' }, h('div', { class: 'line' }, badge, h('span', { class: 'steps' })), bar, h('div', { class: 'line' }, h('span', { class: 'epoch' }), h('span', { class: 'eta' }))),
     h('div', { class: 'stat' }, h('span', { class: 'k' }, 'images/s'), h('span', { class: 'v ips' })),
     h('div', { class: 'stat' }, h('span', { class: 'k' }, 'loss'), h('span', { class: 'v loss' })),
-    h('div', { class: 'stat' }, h('span', { class: 'k' }, 'test acc.'), h('span', { class: 'v acc' })),
+    h('div', { class: 'stat metric' }, h('span', { class: 'k' }, 'test acc.'), h('span', { class: 'v acc' })),
   );
   const update = (j: Job): void => {
     const status = j.state.status;
@@ -36,7 +37,20 @@ function jobRow(job: Job): Row {
     setText($(el, '.eta'), status === 'running' ? `ETA ${p.etaText}` : '');
     setText($(el, '.ips'), p.speedText.replace(' img/s', ''));
     setText($(el, '.loss'), num(j.progress?.loss));
-    setText($(el, '.acc'), pct(j.progress?.testAccuracy ?? j.result?.testAccuracy));
+    // The task's primary metric: the latest evaluation, else the best one recorded.
+    const task = taskOfJob(j);
+    const metric = primaryMetric(task);
+    const latest = latestPrimary(j, jobsStore.lastEval.get(j.id));
+    const best = latest === undefined ? bestOf(j) : undefined;
+    const label = task === 'classification' ? 'test acc.' : `${best ? 'best' : 'test'} ${metric.label}`;
+    const k = $(el, '.metric .k');
+    if (k.dataset.label !== label) {
+      k.dataset.label = label;
+      replace(k, keepCase(label)); // mIoU, mAP@0.5 keep their case in the upper-case label
+    }
+    $(el, '.metric').title = metric.help;
+    setText($(el, '.acc'), formatMetric(latest ?? best?.value));
+    el.dataset.task = task;
   };
   update(job);
   return { el, update };

@@ -4,7 +4,58 @@ import { ApiError, getJson, postJson } from '../ui/api.ts';
 import { h, replace } from '../ui/dom.ts';
 import { go } from '../ui/nav.ts';
 import { jobsStore } from '../ui/store.ts';
-import type { ApiConfig, Job, JobSpec } from '../ui/types.ts';
+import { modelsForTask, suggestedModel, taskOfDataset } from '../ui/tasks.ts';
+import type { ApiConfig, Job, JobSpec, Task } from '../ui/types.ts';
+
+/** One line on each zoo model, for the hint under the model field. */
+const MODEL_NOTES: Readonly<Record<string, string>> = {
+  lenet5: 'LeNet-5: two conv + pool stages, three fully connected layers.',
+  resnet: 'ResNet: residual blocks with batch norm (ResNet-8).',
+  resnet8: 'ResNet-8: residual blocks with batch norm.',
+  resnet14: 'ResNet-14: residual blocks with batch norm.',
+  resnet20: 'ResNet-20: residual blocks with batch norm.',
+  densenet: 'DenseNet: dense blocks (concatenation) and transition layers.',
+  inception: 'Inception: parallel 1×1, 3×3, 5×5 and pooling branches.',
+  localizer: 'Localizer: a conv backbone with one head for the class and one box.',
+  yolo: 'YOLO-style single-shot grid detector: objectness, box and class per cell.',
+  unet: 'U-Net: encoder–decoder with skip connections, a class per pixel.',
+};
+
+/** What a job on a dataset of each task learns and reports. */
+const TASK_NOTES: Readonly<Record<Task, string>> = {
+  classification: 'Classification: one class per image; test accuracy.',
+  localization: 'Localization: the class and the box of the one digit; localization accuracy (class right, IoU ≥ 0.5) and mean IoU.',
+  detection: 'Detection: every digit’s class and box; mAP@0.5.',
+  segmentation: 'Segmentation: a class per pixel; mIoU and pixel accuracy.',
+};
+
+/** A dataset entry of the API's table as the form uses it. */
+export interface DatasetChoice {
+  name: string;
+  label: string;
+  task: Task;
+}
+
+/** The API's dataset table as choices: the name, a label saying the task and input size, the task. */
+export function datasetChoices(datasets: ApiConfig['datasets']): DatasetChoice[] {
+  return datasets.map((d) => {
+    if (typeof d === 'string') return { name: d, label: d, task: taskOfDataset(d) };
+    const task = taskOfDataset(d.name, d.task);
+    const size = Array.isArray(d.input) && d.input.length === 3 ? ` (${d.input[1]}×${d.input[2]})` : '';
+    return { name: d.name, label: `${d.name}${size}`, task };
+  });
+}
+
+/**
+ * The model options for a dataset's task: the zoo models that suit it (the suggested first) and,
+ * apart, the others. `current` stays selected when it suits; otherwise the suggested model is.
+ */
+export function modelChoices(task: Task, zoo: readonly string[], current: string): { suited: string[]; others: string[]; selected: string } {
+  const suited = modelsForTask(task, zoo);
+  const others = zoo.filter((m) => !suited.includes(m));
+  const selected = suited.includes(current) ? current : (suggestedModel(task, zoo) ?? current);
+  return { suited, others, selected };
+}
 
 type FieldName = 'name' | 'model' | 'dataset' | 'length' | 'batchSize' | 'shards' | 'optimizer' | 'lr' | 'seed';
 
@@ -100,8 +151,6 @@ export function fieldOfPath(path: string | undefined): FieldName | undefined {
   return (['name', 'dataset', 'batchSize', 'shards', 'seed'] as const).find((f) => f === top);
 }
 
-const label = (v: string | { name?: string; type?: string; label?: string }): string => (typeof v === 'string' ? v : (v.label ?? v.name ?? v.type ?? '?'));
-const value = (v: string | { name?: string; type?: string }): string => (typeof v === 'string' ? v : (v.name ?? v.type ?? ''));
 
 export function submitPage(root: HTMLElement): () => void {
   const banner = h('div');
@@ -127,8 +176,8 @@ export function submitPage(root: HTMLElement): () => void {
     'form',
     { class: 'form', novalidate: true },
     field('name', 'Name', input({ placeholder: 'default: <model>-<dataset>' }), 'Optional, shown in the jobs list.'),
-    field('model', 'Model', select([])),
-    field('dataset', 'Dataset', select([])),
+    field('dataset', 'Dataset', select([]), ' '),
+    field('model', 'Model', select([]), ' '),
     field('length', 'Length', input({ inputmode: 'numeric' }), 'Whole epochs over the training set, or a number of steps.', unit),
     field('batchSize', 'Batch size', input({ inputmode: 'numeric' }), 'Images per step, over all shards (B).'),
     field('shards', 'Shards per step', input({ inputmode: 'numeric' }), 'The batch is cut into this many shard jobs (1 … B).'),
@@ -226,14 +275,46 @@ export function submitPage(root: HTMLElement): () => void {
     }
   };
 
+  // The model list follows the dataset's task: the models made for it, the rest apart.
+  let zoo: string[] = [];
+  let choices: DatasetChoice[] = [];
+  const modelHint = fields.model.wrap.querySelector<HTMLElement>('.hint')!;
+  const datasetHint = fields.dataset.wrap.querySelector<HTMLElement>('.hint')!;
+  const fillModels = (): void => {
+    const ds = choices.find((c) => c.name === fields.dataset.control.value);
+    const task = ds?.task ?? 'classification';
+    const { suited, others, selected } = modelChoices(task, zoo, fields.model.control.value);
+    const option = (m: string): HTMLOptionElement => h('option', { value: m }, m);
+    replace(
+      fields.model.control,
+      suited.length ? h('optgroup', { label: `for ${task}` }, suited.map(option)) : null,
+      others.length ? h('optgroup', { label: suited.length ? 'other models (made for other tasks)' : 'zoo models' }, others.map(option)) : null,
+    );
+    fields.model.control.value = selected;
+    fields.model.wrap.dataset.task = task;
+    datasetHint.textContent = TASK_NOTES[task];
+    describeModel(task);
+    validate();
+  };
+  const describeModel = (task: Task): void => {
+    const m = fields.model.control.value;
+    const suits = modelsForTask(task, zoo).includes(m);
+    modelHint.textContent = `${MODEL_NOTES[m] ?? ''}${suits || !m ? '' : ` Not made for ${task}: the coordinator will likely refuse it.`}`.trim() || ' ';
+  };
+  fields.dataset.control.addEventListener('change', fillModels);
+  fields.model.control.addEventListener('change', () => describeModel(choices.find((c) => c.name === fields.dataset.control.value)?.task ?? 'classification'));
+
   const fill = (cfg: ApiConfig | undefined): void => {
     const models = cfg?.models ?? [];
-    const datasets = cfg?.datasets ?? [];
-    replace(fields.model.control, models.map((m) => h('option', { value: m }, m)));
-    replace(fields.dataset.control, datasets.map((d) => h('option', { value: value(d) }, label(d))));
+    zoo = [...models];
+    choices = datasetChoices(cfg?.datasets ?? []);
+    replace(fields.dataset.control, choices.map((d) => h('option', { value: d.name, 'data-task': d.task }, d.label)));
     const d: Partial<JobSpec> = cfg?.defaults ?? {};
-    if (typeof d.model === 'string' && models.includes(d.model)) fields.model.control.value = d.model;
     if (d.dataset) fields.dataset.control.value = d.dataset;
+    if (typeof d.model === 'string' && models.includes(d.model)) fields.model.control.value = d.model;
+    fillModels();
+    if (typeof d.model === 'string' && models.includes(d.model) && fields.model.control.querySelector(`option[value="${CSS.escape(d.model)}"]`)) fields.model.control.value = d.model;
+    describeModel(choices.find((c) => c.name === fields.dataset.control.value)?.task ?? 'classification');
     if (d.steps !== undefined) {
       unit.value = 'steps';
       fields.length.control.value = String(d.steps);

@@ -69,3 +69,11 @@ export function setProgress(bar: HTMLElement, fraction: number, state?: string):
   bar.setAttribute('aria-valuenow', pct.toFixed(0));
   if (state !== undefined) bar.className = `bar bar-${state}`;
 }
+
+/**
+ * Text for an upper-cased label in which the words that carry their own capitals (`mIoU`,
+ * `mAP@0.5`, `IoU`) keep their case: those words are wrapped in `span.case`.
+ */
+export function keepCase(text: string): (Node | string)[] {
+  return text.split(/(\s+)/).map((word) => (/[A-Z]/.test(word) ? h('span', { class: 'case' }, word) : word));
+}

@@ -2,19 +2,35 @@
 import type { ChartData } from './chart.ts';
 import type { EvalMetrics, StepMetrics } from './types.ts';
 
+/** A metrics record of a kind the charts do not draw (`{ type: 'skip', step, reason }`, or newer kinds). */
+export type OtherRecord = { readonly type: string } & Readonly<Record<string, unknown>>;
+
 /** Step and eval metrics of one job, in step order, without duplicates. */
 export class MetricsSeries {
   steps: StepMetrics[] = [];
   evals: EvalMetrics[] = [];
 
-  reset(records: readonly (StepMetrics | EvalMetrics)[]): void {
+  /** Skipped steps (records `{ type: 'skip', step, reason }`): not drawn, counted. */
+  skipped = 0;
+
+  reset(records: readonly (StepMetrics | EvalMetrics | OtherRecord)[]): void {
     this.steps = [];
     this.evals = [];
+    this.skipped = 0;
     for (const r of records) this.add(r);
   }
 
-  /** Adds a record unless one for its step is there already; returns true when added. */
-  add(r: StepMetrics | EvalMetrics): boolean {
+  /**
+   * Adds a step or eval record unless one for its step is there already; returns true when added.
+   * Other records (a skipped step, kinds this view does not know) are not drawn.
+   */
+  add(r: StepMetrics | EvalMetrics | OtherRecord): boolean {
+    if (r.type === 'skip') this.skipped++;
+    if (r.type !== 'step' && r.type !== 'eval') return false;
+    return this.addRecord(r as StepMetrics | EvalMetrics);
+  }
+
+  private addRecord(r: StepMetrics | EvalMetrics): boolean {
     const list: (StepMetrics | EvalMetrics)[] = r.type === 'eval' ? this.evals : this.steps;
     const last = list[list.length - 1];
     if (last && last.step >= r.step) {

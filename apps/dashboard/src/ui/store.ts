@@ -3,7 +3,9 @@
 // events sent while the browser was disconnected are not replayed.
 import { ApiError, getJson } from './api.ts';
 import { live } from './live.ts';
-import { FINAL_STATES, type Job, type StepEvent, type Worker } from './types.ts';
+import { FINAL_STATES, type EvalEvent, type Job, type MetricName, type StepEvent, type Worker } from './types.ts';
+
+const METRIC_NAMES: readonly MetricName[] = ['testAccuracy', 'meanIoU', 'locAccuracy', 'mAP50', 'mIoU', 'pixelAccuracy'];
 
 type Listener = () => void;
 
@@ -95,10 +97,21 @@ export class JobsStore extends Emitter {
     this.changed();
   }
 
-  evaluated(jobId: string, testAccuracy: number, testLoss: number): void {
-    const job = this.jobs.get(jobId);
+  /** The last evaluation seen on the event stream, per job (its task metrics may be absent from the record's progress). */
+  readonly lastEval = new Map<string, EvalEvent>();
+
+  /** Applies an evaluation to the job's live progress: its loss and its task's metrics. */
+  evaluated(ev: EvalEvent): void {
+    const prev = this.lastEval.get(ev.jobId);
+    if (!prev || prev.step <= ev.step) this.lastEval.set(ev.jobId, ev);
+    const job = this.jobs.get(ev.jobId);
     if (!job?.progress) return;
-    this.jobs.set(jobId, { ...job, progress: { ...job.progress, testAccuracy, testLoss } });
+    const metrics: Record<string, number> = { testLoss: ev.testLoss };
+    for (const key of METRIC_NAMES) {
+      const v = ev[key];
+      if (typeof v === 'number') metrics[key] = v;
+    }
+    this.jobs.set(ev.jobId, { ...job, progress: { ...job.progress, ...metrics } });
     this.changed();
   }
 }
@@ -142,7 +155,7 @@ export const workersStore = new WorkersStore();
 
 live.on('job', (job) => jobsStore.upsert(job));
 live.on('step', (ev) => jobsStore.step(ev));
-live.on('eval', (ev) => jobsStore.evaluated(ev.jobId, ev.testAccuracy, ev.testLoss));
+live.on('eval', (ev) => jobsStore.evaluated(ev));
 live.on('workers', (list) => workersStore.replace(list));
 live.onStatus((s) => {
   if (s !== 'open') return;

@@ -12,6 +12,11 @@ export interface JobSpec {
   readonly name: string;
   readonly model: string | ModelSpec;
   readonly dataset: string;
+  /** Present when the spec names it; otherwise derived from the dataset. */
+  readonly task?: Task;
+  /** Generated datasets: the sizes of the train and test splits. */
+  readonly trainSamples?: number;
+  readonly testSamples?: number;
   /** Exactly one of `epochs` and `steps` is present. */
   readonly epochs?: number;
   readonly steps?: number;
@@ -35,7 +40,8 @@ export interface StepMetrics {
   /** Fractional epochs completed after this step. */
   readonly epochProgress: number;
   readonly loss: number;
-  readonly accuracy: number;
+  /** Classification, and localization (the class); absent for detection and segmentation. */
+  readonly accuracy?: number;
   readonly count: number;
   readonly lr: number;
   readonly imagesPerSec: number;
@@ -48,17 +54,49 @@ export interface StepMetrics {
   readonly time: string;
 }
 
+/** What a job trains for; libs/engine derives it from the dataset. Records without it are classification. */
+export type Task = 'classification' | 'localization' | 'detection' | 'segmentation';
+
+/**
+ * The task metrics of an evaluation (libs/engine's metrics contract). Every evaluation has
+ * `testLoss`; the others are present for their task: classification `testAccuracy`; localization
+ * `testAccuracy` (class only), `meanIoU` (of the boxes) and `locAccuracy` (class right and IoU ≥ 0.5);
+ * detection `mAP50`; segmentation `mIoU` (over classes) and `pixelAccuracy`. All in [0, 1].
+ */
+export interface TaskMetrics {
+  readonly testAccuracy?: number;
+  readonly meanIoU?: number;
+  readonly locAccuracy?: number;
+  readonly mAP50?: number;
+  readonly mIoU?: number;
+  readonly pixelAccuracy?: number;
+}
+
+export type MetricName = keyof TaskMetrics;
+
 /** libs/engine `EvalMetrics`: one evaluation on the test split. */
-export interface EvalMetrics {
+export interface EvalMetrics extends TaskMetrics {
   readonly type: 'eval';
+  /** Absent on records written before the vision tasks: classification. */
+  readonly task?: Task;
   /** Optimizer steps applied when evaluated (the parameter version). */
   readonly step: number;
   readonly epochProgress: number;
   readonly testLoss: number;
-  readonly testAccuracy: number;
   readonly count: number;
   readonly evalMs: number;
   readonly time: string;
+}
+
+/**
+ * The best evaluation of a job by its task's primary metric: `{ step, metric, value }`;
+ * classification records (old ones only) keep `testAccuracy`.
+ */
+export interface BestEval {
+  readonly step: number;
+  readonly metric?: MetricName;
+  readonly value?: number;
+  readonly testAccuracy?: number;
 }
 
 /** libs/engine `CheckpointMeta`: the JSON part of a checkpoint file (the fields the playground reads). */
@@ -74,7 +112,7 @@ export interface CheckpointMeta {
   readonly step: number;
   readonly totalSteps: number;
   readonly evals: readonly EvalMetrics[];
-  readonly best?: { readonly step: number; readonly testAccuracy: number };
+  readonly best?: BestEval;
   readonly createdAt: string;
 }
 
@@ -93,11 +131,11 @@ export type JobStatus = JobState['status'];
 export const FINAL_STATES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** libs/engine `TrainResult`: how a run ended. */
-export interface TrainResult {
+export interface TrainResult extends TaskMetrics {
   readonly status: 'succeeded' | 'paused' | 'cancelled';
-  readonly testAccuracy?: number;
+  readonly task?: Task;
   readonly testLoss?: number;
-  readonly best?: { readonly step: number; readonly testAccuracy: number };
+  readonly best?: BestEval;
   readonly steps: number;
   readonly totalSteps: number;
   /** Training wall time accumulated over all runs of the job, ms. */
@@ -105,7 +143,7 @@ export interface TrainResult {
 }
 
 /** libs/queue `JobProgress`: the live summary of a running job, kept in its record. */
-export interface JobProgress {
+export interface JobProgress extends TaskMetrics {
   readonly status: JobStatus;
   /** Optimizer steps applied. */
   readonly step: number;
@@ -117,7 +155,6 @@ export interface JobProgress {
   readonly imagesPerSec?: number;
   /** Estimated time to the end, ms. */
   readonly etaMs?: number;
-  readonly testAccuracy?: number;
   readonly testLoss?: number;
 }
 
@@ -125,6 +162,8 @@ export interface JobProgress {
 export interface Job {
   readonly id: string;
   readonly name: string;
+  /** The job's best evaluation, when the record carries it (also in `result.best`). */
+  readonly best?: BestEval;
   /** The normalised spec. */
   readonly spec: JobSpec;
   readonly state: JobState;
@@ -198,7 +237,8 @@ export type QueueCounts = Readonly<Record<string, number>>;
 
 /** `GET /api/config`: what the submit form offers, and the defaults of a blank form. */
 export interface ApiConfig {
-  readonly datasets: readonly (string | { readonly name: string })[];
+  /** Names, or `{ name, task?, input?, numClasses? }` (libs/engine's dataset table). */
+  readonly datasets: readonly (string | { readonly name: string; readonly task?: Task; readonly input?: readonly number[]; readonly numClasses?: number })[];
   readonly optimizers: readonly string[];
   readonly models: readonly string[];
   readonly defaults?: Partial<JobSpec>;

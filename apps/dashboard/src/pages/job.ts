@@ -7,7 +7,7 @@ import { live } from '../ui/live.ts';
 import { MetricsSeries, smooth, type OtherRecord } from '../ui/metrics.ts';
 import { describeSpec, elapsedOf, progressOf } from '../ui/progress.ts';
 import { jobsStore, workersStore } from '../ui/store.ts';
-import { bestOf, formatMetric, hasTrainAccuracy, metricInfo, primaryMetric, TASK_METRICS, taskOfJob } from '../ui/tasks.ts';
+import { bestOf, datasetLabel, formatMetric, hasTrainAccuracy, metricInfo, primaryMetric, TASK_METRICS, taskOfJob } from '../ui/tasks.ts';
 import { FINAL_STATES, type Checkpoint, type EvalMetrics, type Job, type MetricName, type StepMetrics, type Task } from '../ui/types.ts';
 
 const COLORS = {
@@ -288,7 +288,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
     const rows: [string, string][] = [
       ['name', job.name],
       ['model', typeof s.model === 'string' ? s.model : `${s.model.name ?? 'custom'} (${s.model.layers.length} layers)`],
-      ['dataset', s.dataset],
+      ['dataset', datasetLabel(s.dataset)],
       ['task', taskOfJob(job)],
       ...(s.trainSamples !== undefined ? [['samples', `${s.trainSamples} train, ${s.testSamples ?? '—'} test (generated)`] as [string, string]] : []),
       ['length', s.epochs !== undefined ? `${s.epochs} epoch${s.epochs === 1 ? '' : 's'}` : `${s.steps} steps`],

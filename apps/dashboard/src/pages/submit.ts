@@ -310,7 +310,7 @@ export function submitPage(root: HTMLElement): () => void {
     choices = datasetChoices(cfg?.datasets ?? []);
     replace(fields.dataset.control, choices.map((d) => h('option', { value: d.name, 'data-task': d.task }, d.label)));
     const d: Partial<JobSpec> = cfg?.defaults ?? {};
-    if (d.dataset) fields.dataset.control.value = d.dataset;
+    if (typeof d.dataset === 'string') fields.dataset.control.value = d.dataset;
     if (typeof d.model === 'string' && models.includes(d.model)) fields.model.control.value = d.model;
     fillModels();
     if (typeof d.model === 'string' && models.includes(d.model) && fields.model.control.querySelector(`option[value="${CSS.escape(d.model)}"]`)) fields.model.control.value = d.model;

@@ -1,5 +1,6 @@
 // How far a job is, in the words of the views: steps, epoch, ETA, throughput.
 import { duration, num } from './format.ts';
+import { datasetLabel } from './tasks.ts';
 import type { Job } from './types.ts';
 
 export interface Progress {
@@ -78,5 +79,5 @@ export function elapsedOf(job: Job, now = Date.now()): number | undefined {
 export function describeSpec(job: Job): string {
   const s = job.spec;
   const model = typeof s.model === 'string' ? s.model : (s.model.name ?? 'custom model');
-  return `${model} · ${s.dataset} · batch ${s.batchSize} × ${s.shards} shard${s.shards === 1 ? '' : 's'}`;
+  return `${model} · ${datasetLabel(s.dataset)} · batch ${s.batchSize} × ${s.shards} shard${s.shards === 1 ? '' : 's'}`;
 }

@@ -1,7 +1,7 @@
 // The four vision tasks as the views see them: which task a job or a dataset is, which zoo models
 // suit it, and which metrics it reports (names, labels, the primary one the charts and lists show).
 import { pct } from './format.ts';
-import type { BestEval, EvalMetrics, Job, MetricName, Task, TaskMetrics } from './types.ts';
+import type { BestEval, DatasetRef, EvalMetrics, Job, MetricName, Task, TaskMetrics } from './types.ts';
 
 export const TASKS: readonly Task[] = ['classification', 'localization', 'detection', 'segmentation'];
 
@@ -14,10 +14,15 @@ const DATASET_TASKS: Readonly<Record<string, Task>> = {
 
 const isTask = (v: unknown): v is Task => typeof v === 'string' && (TASKS as readonly string[]).includes(v);
 
-/** The task of a dataset: what the API's dataset table says, else the generated sets' names, else classification. */
-export function taskOfDataset(name: string, declared?: unknown): Task {
+/** The task of a dataset: what the API's dataset table says, else the generated sets' names, else classification (user sources too). */
+export function taskOfDataset(dataset: DatasetRef, declared?: unknown): Task {
   if (isTask(declared)) return declared;
-  return DATASET_TASKS[name] ?? 'classification';
+  return (typeof dataset === 'string' ? DATASET_TASKS[dataset] : undefined) ?? 'classification';
+}
+
+/** A short label of a spec's dataset (libs/engine `datasetLabel`): `mnist`, `image-folder:pets`, `cifar10:cifar`. */
+export function datasetLabel(dataset: DatasetRef): string {
+  return typeof dataset === 'string' ? dataset : `${dataset.type}:${dataset.path}`;
 }
 
 /** The task of a job: its spec's, else its dataset's; old records are classification. */

@@ -7,11 +7,15 @@
 // drawn only when present.
 import type { ModelSpec, OptimizerSpec } from '@stride/cnn';
 
+/** libs/engine `JobSpec.dataset`: a dataset name or a user dataset source. */
+export type DatasetRef = string | { readonly type: string; readonly path: string };
+
 /** libs/engine `JobSpec`: a validated, fully defaulted job spec. */
 export interface JobSpec {
   readonly name: string;
   readonly model: string | ModelSpec;
-  readonly dataset: string;
+  /** A dataset name, or a user dataset source (`{ type: 'image-folder' | 'cifar10', path, … }`). */
+  readonly dataset: DatasetRef;
   /** Present when the spec names it; otherwise derived from the dataset. */
   readonly task?: Task;
   /** Generated datasets: the sizes of the train and test splits. */

@@ -299,8 +299,19 @@ export function scenarios(quick: boolean): Scenario[] {
         ctx.inject('second coordinator started on the same jobs');
         const idle = await second;
         ctx.expect(!idle.output().includes(`job ${ctx.jobId} step`), 'the second coordinator ran steps of the job while the first still held it');
-        for (const s of pickSteps(ctx, quick ? 1 : 2, Math.min(20, ctx.totalSteps >> 2))) {
-          await atStep(ctx, s);
+        // A freeze lasts ~15 s and the other coordinator runs the job meanwhile, so a target step
+        // picked in advance may be long past (or the job over) when the previous freeze ends: the
+        // first freeze lands early in the job, the next ones as soon as the previous one is judged.
+        const freezes = quick ? 1 : 2;
+        const nearEnd = (i: number): boolean => {
+          if (ctx.step() < ctx.totalSteps - 3) return false;
+          ctx.note(`the job reached step ${ctx.step()} of ${ctx.totalSteps} before freeze ${i + 1}: no more freezes`);
+          return true;
+        };
+        for (let i = 0; i < freezes; i++) {
+          if (i > 0 && nearEnd(i)) break;
+          await atStep(ctx, i === 0 ? between(ctx, 5, Math.min(20, ctx.totalSteps >> 2)) : ctx.step() + 1);
+          if (nearEnd(i)) break;
           const victim = runningCoordinator(ctx);
           const before = victim.output().length;
           victim.child.kill('SIGSTOP');
@@ -308,9 +319,11 @@ export function scenarios(quick: boolean): Scenario[] {
           // Lock 5 s + stalled check 2.5 s + lease 5 s, and a little more for the takeover.
           await ctx.sleep(between(ctx, 14_000, 17_000)).finally(() => victim.child.kill('SIGCONT'));
           ctx.recover('SIGCONT', `pid ${victim.pid}`);
-          await ctx.sleep(3000);
+          // The woken process says so within a few seconds (longer on a loaded machine).
+          const saysFenced = (): boolean => /lost its lease|another runner holds it|fencing token|lease lost/.test(victim.output().slice(before));
+          for (let waited = 0; waited < 10_000 && !saysFenced(); waited += 500) await ctx.sleep(500);
           const woke = victim.output().slice(before);
-          const fenced = /lost its lease|another runner holds it|fencing token|lease lost/.test(woke);
+          const fenced = saysFenced();
           const other = runningCoordinator(ctx);
           ctx.note(`${fenced ? 'woken coordinator fenced off' : 'woken coordinator said nothing about its lease'}; the job runs on pid ${other.pid}`);
           ctx.expect(fenced, `the coordinator woken after SIGSTOP did not notice it lost the job: ${woke.slice(-600)}`);

@@ -1,18 +1,14 @@
 // An image-folder job with augmentation through Redis: the coordinator side reads the PNG/JPEG
 // files and augments the pixels, two worker processes that never see the files compute the
 // shards, and the trained bytes equal the local executor's.
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadDataset } from '@stride/data';
 import { LocalExecutor, train, type JobSpecInput } from '@stride/engine';
-import { BullmqExecutor, createRedis, resolveTransportConfig, type TransportConfig } from '@stride/queue';
-import { deletePrefix, killAll, startWorker, type Spawned } from './process.ts';
+import { useTwoWorkerStack } from './stack.ts';
 
 /** 3 classes of real MNIST digits (0, 1, 2), each tinted its own colour, as RGB PNG and JPEG files. */
 async function writeFolder(dir: string, perClass: number): Promise<void> {
@@ -69,31 +65,10 @@ const spec: JobSpecInput = {
 };
 
 describe('an image-folder job through Redis with two worker processes', () => {
-  let dataDir: string;
-  let config: TransportConfig;
-  let redis: Redis;
-  let executor: BullmqExecutor;
-  let procs: Spawned[] = [];
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'stride-userdata-'));
-    await writeFolder(join(dataDir, 'datasets', 'tinted'), 12);
-    config = resolveTransportConfig({ prefix: `{stride-test-userdata-${randomBytes(4).toString('hex')}}` });
-    redis = createRedis(config, 'test');
-    executor = new BullmqExecutor({ config, pollIntervalMs: 250, onLog: () => undefined });
-    const env = { REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix };
-    procs = await Promise.all([startWorker(env, 1), startWorker(env, 1)]);
-  }, 60_000);
-
-  afterAll(async () => {
-    await killAll(procs);
-    await executor.close();
-    await deletePrefix(redis, config.prefix);
-    await redis.quit();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const stack = useTwoWorkerStack('userdata', (dir) => writeFolder(join(dir, 'datasets', 'tinted'), 12));
 
   it('trains to the bytes of local training', async () => {
+    const { executor, dataDir } = stack;
     const local = new LocalExecutor({ threads: 2 });
     const reference = await train(spec, { executor: local, dataDir, jobId: 'folder-local', resume: false }).finally(() => local.close());
     const workers = new Set<string>();

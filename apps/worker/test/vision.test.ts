@@ -1,16 +1,11 @@
 // The vision tasks through Redis: two worker processes train detection and segmentation jobs to
 // the same bytes and the same evaluation metrics as the local executor (targets travel in the
 // shard inputs, detections and confusion matrices in the eval results).
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { getZooSpec } from '@stride/cnn';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LocalExecutor, train, type EvalMetrics, type JobSpecInput, type TrainResult } from '@stride/engine';
-import { BullmqExecutor, createRedis, resolveTransportConfig, type TransportConfig } from '@stride/queue';
-import { deletePrefix, killAll, startWorker, type Spawned } from './process.ts';
+import type { BullmqExecutor } from '@stride/queue';
+import { useTwoWorkerStack } from './stack.ts';
 
 const common = { optimizer: { type: 'adam', lr: 0.01 }, schedule: { type: 'constant' }, seed: 9, shards: 3, evalShards: 3 } as const;
 const SPECS: Record<'detection' | 'segmentation', JobSpecInput> = {
@@ -46,30 +41,10 @@ async function run(spec: JobSpecInput, executor: LocalExecutor | BullmqExecutor,
 const metricsOf = (evals: EvalMetrics[]): unknown[] => evals.map(({ evalMs: _m, time: _t, ...rest }) => ({ ...rest, jobId: undefined }));
 
 describe('vision tasks through Redis with two worker processes', () => {
-  let dataDir: string;
-  let config: TransportConfig;
-  let redis: Redis;
-  let executor: BullmqExecutor;
-  let procs: Spawned[] = [];
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'stride-vision-'));
-    config = resolveTransportConfig({ prefix: `{stride-test-vision-${randomBytes(4).toString('hex')}}` });
-    redis = createRedis(config, 'test');
-    executor = new BullmqExecutor({ config, pollIntervalMs: 250, onLog: () => undefined });
-    const env = { REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix };
-    procs = await Promise.all([startWorker(env, 1), startWorker(env, 1)]);
-  }, 60_000);
-
-  afterAll(async () => {
-    await killAll(procs);
-    await executor.close();
-    await deletePrefix(redis, config.prefix);
-    await redis.quit();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const stack = useTwoWorkerStack('vision');
 
   it.each(['detection', 'segmentation'] as const)('%s: the bytes and metrics of local training', async (task) => {
+    const { executor, dataDir } = stack;
     const local = new LocalExecutor({ threads: 2 });
     let reference: Awaited<ReturnType<typeof run>>;
     try {

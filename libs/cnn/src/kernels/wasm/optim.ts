@@ -10,27 +10,36 @@ import { beginLayout, region, reserve, wasmKernels } from './runtime.ts';
 /** Floats per chunk: four arrays of it stay in L2. */
 const CHUNK = 16384;
 
-/** buf = f32(momentum·buf + g); p = f32(p − lr·buf), element-wise. */
-export function sgdMomentumWasm(p: Float32Array, grad: Float32Array, buf: Float32Array, lr: number, momentum: number): boolean {
+type Kernels = NonNullable<ReturnType<typeof wasmKernels>>;
+
+/**
+ * Runs `kernel` over equally long `arrays`, chunk by chunk, in the kernels' memory: copies each
+ * chunk of every array in, calls `kernel` with the arrays' byte offsets and the chunk length, and
+ * copies back the arrays flagged in `written`. False (nothing written) without the kernels.
+ */
+function inChunks(arrays: readonly Float32Array[], written: readonly boolean[], kernel: (kern: Kernels, at: readonly number[], n: number) => void): boolean {
   const kern = wasmKernels();
   if (kern === null) return false;
-  const size = Math.min(CHUNK, p.length);
+  const length = arrays[0].length;
+  const size = Math.min(CHUNK, length);
   beginLayout();
-  const pAt = region(size, 4);
-  const gAt = region(size, 4);
-  const bAt = region(size, 4);
+  const at = arrays.map(() => region(size, 4));
   if (!reserve(kern)) return false;
   const f = kern.f32;
-  for (let at = 0; at < p.length; at += CHUNK) {
-    const n = Math.min(CHUNK, p.length - at);
-    f.set(p.subarray(at, at + n), pAt >> 2);
-    f.set(grad.subarray(at, at + n), gAt >> 2);
-    f.set(buf.subarray(at, at + n), bAt >> 2);
-    kern.fn.sgd_momentum(pAt, gAt, bAt, n, lr, momentum);
-    p.set(f.subarray(pAt >> 2, (pAt >> 2) + n), at);
-    buf.set(f.subarray(bAt >> 2, (bAt >> 2) + n), at);
+  for (let from = 0; from < length; from += CHUNK) {
+    const n = Math.min(CHUNK, length - from);
+    arrays.forEach((a, i) => f.set(a.subarray(from, from + n), at[i] >> 2));
+    kernel(kern, at, n);
+    arrays.forEach((a, i) => {
+      if (written[i]) a.set(f.subarray(at[i] >> 2, (at[i] >> 2) + n), from);
+    });
   }
   return true;
+}
+
+/** buf = f32(momentum·buf + g); p = f32(p − lr·buf), element-wise. */
+export function sgdMomentumWasm(p: Float32Array, grad: Float32Array, buf: Float32Array, lr: number, momentum: number): boolean {
+  return inChunks([p, grad, buf], [true, false, true], (kern, [pAt, gAt, bAt], n) => kern.fn.sgd_momentum(pAt, gAt, bAt, n, lr, momentum));
 }
 
 /** The constants of one Adam / AdamW step (see optim/optimizers.ts). */
@@ -46,26 +55,7 @@ export interface AdamStep {
 
 /** One Adam / AdamW step on p, with its first and second moments m and v. */
 export function adamWasm(p: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, c: AdamStep): boolean {
-  const kern = wasmKernels();
-  if (kern === null) return false;
-  const size = Math.min(CHUNK, p.length);
-  beginLayout();
-  const pAt = region(size, 4);
-  const gAt = region(size, 4);
-  const mAt = region(size, 4);
-  const vAt = region(size, 4);
-  if (!reserve(kern)) return false;
-  const f = kern.f32;
-  for (let at = 0; at < p.length; at += CHUNK) {
-    const n = Math.min(CHUNK, p.length - at);
-    f.set(p.subarray(at, at + n), pAt >> 2);
-    f.set(grad.subarray(at, at + n), gAt >> 2);
-    f.set(m.subarray(at, at + n), mAt >> 2);
-    f.set(v.subarray(at, at + n), vAt >> 2);
-    kern.fn.adam(pAt, gAt, mAt, vAt, n, c.decay, c.l2, c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.stepSize, c.bias2Sqrt, c.eps);
-    p.set(f.subarray(pAt >> 2, (pAt >> 2) + n), at);
-    m.set(f.subarray(mAt >> 2, (mAt >> 2) + n), at);
-    v.set(f.subarray(vAt >> 2, (vAt >> 2) + n), at);
-  }
-  return true;
+  return inChunks([p, grad, m, v], [true, false, true, true], (kern, [pAt, gAt, mAt, vAt], n) =>
+    kern.fn.adam(pAt, gAt, mAt, vAt, n, c.decay, c.l2, c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.stepSize, c.bias2Sqrt, c.eps),
+  );
 }

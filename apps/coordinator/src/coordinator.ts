@@ -10,6 +10,11 @@
 // woke up after another took over writes nothing. On start the coordinator also enqueues again
 // every job its records say is queued or running, in case Redis lost them.
 //
+// A pause or cancel request stays in Redis (the job's control key) until the job's record says
+// paused or cancelled: a run that stops for it but cannot write that down — its lease lapsed or was
+// taken over during the final checkpoint — hands the job back with the request still there, and the
+// next runner (or the one holding the job) applies it. A user's cancel is never undone by a lease race.
+//
 // A run that cannot go on by itself — a poison shard (it crashed every worker that took it),
 // shards that never gave a usable result, a diverging loss — is paused with the reason in its
 // record (`state.reason`), not failed and not retried forever; `resume` continues it from its
@@ -62,7 +67,7 @@ import {
   type WorkerInfo,
   withDefaults,
 } from '@stride/queue';
-import { JobLease } from './lease.ts';
+import { deleteIfEquals, JobLease } from './lease.ts';
 import { addShardsToTally, readAllRecords, readRecord, recordFile, TERMINAL, writeRecord, type JobRecord } from './records.ts';
 
 /** Options of a Coordinator. */
@@ -291,6 +296,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     if (record.state.status !== 'queued' && record.state.status !== 'running') {
       throw new JobStateError(id, record.state.status, `job ${id} is ${record.state.status}; only a queued or running job can be paused`);
     }
+    if ((await this.redis.get(this.keys.control(id))) === 'cancel') throw new JobStateError(id, record.state.status, `job ${id} is being cancelled; it cannot be paused`);
     if (record.state.status === 'queued') {
       const job = await this.jobsQueue.getJob(id);
       if (job && (await this.jobsQueue.remove(id)) === 1) {
@@ -307,7 +313,8 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
   async resume(id: string): Promise<JobRecord> {
     const record = await this.require(id);
     if (record.state.status !== 'paused') throw new JobStateError(id, record.state.status, `job ${id} is ${record.state.status}; only a paused job can be resumed`);
-    await this.redis.del(this.keys.control(id));
+    // A stale pause request goes; a cancel not yet applied stays, and the next run applies it.
+    await deleteIfEquals(this.redis, this.keys.control(id), 'pause');
     const updated = await this.setRecord(record, { state: { status: 'queued' } });
     const job = await this.jobsQueue.getJob(id);
     const state = job ? await job.getState() : 'unknown';
@@ -319,10 +326,10 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     return updated;
   }
 
-  /** The job's metrics.jsonl records (steps and evaluations), oldest first. */
+  /** The job's metrics.jsonl records (steps and evaluations), oldest first; a line that is not one is skipped with a warning. */
   async metrics(id: string): Promise<MetricsRecord[]> {
     try {
-      return await MetricsLog.read(jobPaths(this.dataDir, id).metrics);
+      return await MetricsLog.read(jobPaths(this.dataDir, id).metrics, { onInvalidLine: (e) => this.log('warn', `job ${id}: metrics.jsonl line ${e.line} skipped: ${e.reason}`, id) });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -416,10 +423,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
         return record.result ?? this.emptyResult(record);
       }
       const control = await retryTransient(() => this.redis.get(this.keys.control(id)));
-      if (control === 'cancel' || control === 'pause') {
-        await retryTransient(() => this.redis.del(this.keys.control(id)));
-        return await this.finishStopped(bullJob, token, record, control, record.result);
-      }
+      if (control === 'cancel' || control === 'pause') return await this.finishStopped(bullJob, token, record, control, record.result);
       record = await this.setRecord(record, {
         state: { status: 'running', step: stepOf(record.state), totalSteps: totalOf(record) },
         runs: record.runs + 1,
@@ -506,6 +510,9 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
       }
       const reason = run.reason ?? 'cancel';
       if (reason === 'shutdown' || reason === 'lease-lost') throw await this.handBack(bullJob, token, run.record, result, lease);
+      // Recorded only while the job is still ours; else (LeaseLostError, below) it is handed back
+      // with the request still in Redis, for whoever runs the job next.
+      await retryTransient(() => lease.check(`${reason} record write`));
       return await this.finishStopped(bullJob, token, run.record, reason, result);
     } catch (err) {
       if (err instanceof DelayedError || err instanceof WaitingError) throw err;
@@ -534,11 +541,9 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
         this.stop(run.id, 'lease-lost');
         return;
       }
+      // The request stays in Redis until finishStopped has recorded it.
       const control = await this.redis.get(this.keys.control(run.id));
-      if (control === 'pause' || control === 'cancel') {
-        await this.redis.del(this.keys.control(run.id));
-        this.stop(run.id, control);
-      }
+      if (control === 'pause' || control === 'cancel') this.stop(run.id, control);
     } catch (err) {
       this.log('warn', `job ${run.id}: lease/control check failed: ${(err as Error).message}`, run.id);
     }
@@ -546,22 +551,39 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
 
   private stop(id: string, reason: StopReason): void {
     const run = this.running.get(id);
-    if (!run || run.abort.signal.aborted) return;
+    if (!run) return;
+    if (run.abort.signal.aborted) {
+      // A cancel while a pause or a shutdown is under way wins: it stops at the same step boundary.
+      if (reason === 'cancel' && (run.reason === 'pause' || run.reason === 'shutdown')) run.reason = 'cancel';
+      return;
+    }
     run.reason = reason;
     // The trainer pauses (checkpoint, status paused) on the reason 'pause', and stops as cancelled on any other.
     run.abort.abort(reason === 'pause' ? 'pause' : reason);
   }
 
-  /** Paused: parked in the jobs queue as a delayed job until resumed. Cancelled: completed. */
+  /**
+   * Paused: parked in the jobs queue as a delayed job until resumed. Cancelled: completed. The
+   * control request `how` is cleared once the record says so (a newer, different request stays).
+   */
   private async finishStopped(bullJob: Job, token: string | undefined, record: JobRecord, how: 'pause' | 'cancel', result?: TrainResult, reason?: string): Promise<JobOutcome> {
-    const step = result?.steps ?? stepOf(record.state);
+    // A job handed back is `queued` on disk: its last checkpoint says where it stopped.
+    const step = result?.steps ?? ('step' in record.state ? record.state.step : ((await this.checkpoints(record.id)).at(-1)?.step ?? 0));
+    const clearRequest = (): Promise<boolean> => retryTransient(() => deleteIfEquals(this.redis, this.keys.control(record.id), how));
     if (how === 'pause') {
-      await this.setRecord(record, { state: { status: 'paused', step, totalSteps: totalOf(record, result), ...(reason === undefined ? {} : { reason }) }, result: result ?? record.result });
+      const paused = await this.setRecord(record, { state: { status: 'paused', step, totalSteps: totalOf(record, result), ...(reason === undefined ? {} : { reason }) }, result: result ?? record.result });
+      // A cancel that came in while the run was pausing (too late to change how it stopped).
+      if (!(await clearRequest()) && (await retryTransient(() => this.redis.get(this.keys.control(record.id)))) === 'cancel') {
+        return this.finishStopped(bullJob, token, paused, 'cancel', result);
+      }
       await retryTransient(() => bullJob.moveToDelayed(Date.now() + PAUSED_DELAY_MS, token));
       throw new DelayedError();
     }
-    const updated = await this.setRecord(record, { state: { status: 'cancelled', step, totalSteps: totalOf(record, result) }, result: result ?? record.result, finishedAt: new Date().toISOString() });
-    return result ?? this.emptyResult(updated);
+    // A cancel that overtook a pause: the trainer stopped as paused.
+    const final = result && { ...result, status: 'cancelled' as const };
+    const updated = await this.setRecord(record, { state: { status: 'cancelled', step, totalSteps: totalOf(record, result) }, result: final ?? record.result, finishedAt: new Date().toISOString() });
+    await clearRequest();
+    return final ?? this.emptyResult(updated);
   }
 
   /** Gives a job back to the queue (this coordinator is going away); the next one resumes it. Returns the error to throw. */
@@ -597,12 +619,14 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
     await this.jobsQueue.add('train', data, { ...TRAIN_JOB_DEFAULTS, jobId: data.jobId, delay: delayMs });
   }
 
+  /**
+   * Leaves the request in Redis for whoever runs the job (finishStopped clears it once recorded),
+   * and stops the job at once if it runs here. A pause never overwrites a cancel not yet applied.
+   */
   private async control(id: string, what: 'pause' | 'cancel'): Promise<void> {
-    await this.redis.set(this.keys.control(id), what, 'PX', CONTROL_TTL_MS);
-    if (this.running.has(id)) {
-      await this.redis.del(this.keys.control(id));
-      this.stop(id, what);
-    }
+    if (what === 'pause') await this.redis.set(this.keys.control(id), what, 'PX', CONTROL_TTL_MS, 'NX');
+    else await this.redis.set(this.keys.control(id), what, 'PX', CONTROL_TTL_MS);
+    this.stop(id, what);
   }
 
   private async require(id: string): Promise<JobRecord> {

@@ -23,7 +23,12 @@ const ACQUIRE = `if redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') the
   return n
 else return 0 end`;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const DELETE_IF = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+/** Deletes `key` only while it holds `value`; true when it did. */
+export async function deleteIfEquals(redis: Redis, key: string, value: string): Promise<boolean> {
+  return (await redis.eval(DELETE_IF, 1, key, value)) === 1;
+}
 
 /** The fencing token on disk for a job directory (0 when none was ever written). */
 export async function readFence(jobDir: string): Promise<number> {
@@ -73,7 +78,7 @@ export class JobLease {
 
   /** Gives the lease up if it is still ours. */
   async release(): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.key, this.token);
+    await deleteIfEquals(this.redis, this.key, this.token);
   }
 
   /** Who holds the lease now (a token), if anyone. */

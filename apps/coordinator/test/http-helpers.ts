@@ -41,11 +41,11 @@ export async function deletePrefix(config: TransportConfig): Promise<void> {
   }
 }
 
-/** Resolves when `cond()` holds, polling; rejects after `timeoutMs` naming `what`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, everyMs = 25): Promise<void> {
+/** Resolves when `cond()` holds, polling; rejects after `timeoutMs` naming `what` (a function: described when it times out). */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 20_000, everyMs = 25): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -171,11 +171,10 @@ describe('GET /api/events', () => {
     const stream = await openStream(`${base}/api/events`);
     streams.push(stream);
     await waitFor(async () => (await sseClients(stack!)) === 1, 'the stream');
-    const t0 = Date.now();
+    // A stream the server did not end itself would keep close() waiting for good (an open SSE
+    // response is never idle): close() resolving at all is the check, whatever the machine's load.
     await stack.app.close();
     await waitFor(() => stream.ended(), 'the stream to end');
-    // Closing did not wait for the stream (or a keep-alive timeout).
-    expect(Date.now() - t0).toBeLessThan(1_000);
   });
 });
 
@@ -206,6 +205,17 @@ describe('a real run', () => {
     });
     let workerLog = '';
     worker.stderr!.on('data', (c: Buffer) => (workerLog += c.toString()));
+    const withLog = (what: string) => (): string => `${what} (worker log: ${workerLog || 'empty'})`;
+    // Each stage waits for its own condition, so a slow machine only makes the test slower, and
+    // a failure names the stage: the worker is up, then serves steps, then the cancel lands.
+    await waitFor(
+      () => {
+        if (worker!.exitCode !== null) throw new Error(`the worker exited (code ${worker!.exitCode}) before it started: ${workerLog}`);
+        return /worker \S+: \d+ threads/.test(workerLog);
+      },
+      withLog('the worker to start'),
+      120_000,
+    );
 
     const res = await fetch(`${base}/api/jobs`, {
       method: 'POST',
@@ -217,15 +227,15 @@ describe('a real run', () => {
     const stream = await openStream(`${base}/api/events?job=${id}`);
     streams.push(stream);
 
-    await waitFor(() => stream.events.some((e) => e.event === 'step'), `a step event (worker log: ${workerLog})`, 60_000);
+    await waitFor(() => stream.events.some((e) => e.event === 'step'), withLog('a step event'), 60_000);
     const first = stream.events.find((e) => e.event === 'step')!.data;
     expect(first).toMatchObject({ jobId: id, totalSteps: 100_000, count: 8 });
     expect(first.loss).toBeGreaterThan(0);
-    await waitFor(() => stream.events.some((e) => e.event === 'workers' && e.data.length === 1), 'a workers heartbeat event');
+    await waitFor(() => stream.events.some((e) => e.event === 'workers' && e.data.length === 1), withLog('a workers heartbeat event'), 60_000);
 
     const cancel = await fetch(`${base}/api/jobs/${id}/cancel`, { method: 'POST' });
     expect(cancel.status).toBe(200);
-    await waitFor(() => stream.events.some((e) => e.event === 'job' && e.data.state.status === 'cancelled'), 'the cancelled state', 30_000);
+    await waitFor(() => stream.events.some((e) => e.event === 'job' && e.data.state.status === 'cancelled'), withLog('the cancelled state'), 60_000);
 
     const job = (await (await fetch(`${base}/api/jobs/${id}`)).json()) as {
       state: { status: string; step: number };
@@ -249,5 +259,5 @@ describe('a real run', () => {
     const download = await fetch(`${base}/api/jobs/${id}/checkpoints/${checkpoints.at(-1)!.name}`);
     expect(download.status).toBe(200);
     expect((await download.arrayBuffer()).byteLength).toBeGreaterThan(1000);
-  });
+  }, 240_000);
 });

@@ -110,13 +110,17 @@ describe('jobs', () => {
       { type: 'eval', step: 1, testLoss: 2.2, testAccuracy: 0.2 },
     ];
     await mkdir(paths.checkpoints, { recursive: true });
-    await writeFile(paths.metrics, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    // A damaged line (`null`) and a torn last line are skipped, each reported with its line number.
+    await writeFile(paths.metrics, [JSON.stringify(records[0]), 'null', JSON.stringify(records[1]), '{"type":"st'].join('\n'));
     await writeFile(join(paths.checkpoints, 'step-00000001.ckpt'), Buffer.from([1, 2, 3, 4, 5]));
     await writeFile(join(paths.checkpoints, 'notes.txt'), 'not a checkpoint');
+    const warnings: string[] = [];
+    stack.coordinator.on('log', (e) => void (e.level === 'warn' && warnings.push(e.message)));
 
     const metrics = await stack.app.inject({ url: `/api/jobs/${id}/metrics` });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.json()).toEqual({ jobId: id, metrics: records });
+    expect(warnings).toEqual([`job ${id}: metrics.jsonl line 2 skipped: expected a JSON object, got null`, expect.stringMatching(new RegExp(`^job ${id}: metrics\\.jsonl line 4 skipped: not valid JSON`))]);
 
     const list = await stack.app.inject({ url: `/api/jobs/${id}/checkpoints` });
     expect(list.statusCode).toBe(200);

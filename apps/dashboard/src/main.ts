@@ -1,4 +1,5 @@
 // The dashboard's entry: header, client-side routes, the live event stream.
+import { dropStoredToken } from './ui/api.ts';
 import { h, replace } from './ui/dom.ts';
 import { live } from './ui/live.ts';
 import { NAVIGATE_EVENT } from './ui/nav.ts';
@@ -110,5 +111,6 @@ document.addEventListener('click', (e) => {
 window.addEventListener('popstate', render);
 window.addEventListener(NAVIGATE_EVENT, (e) => navigate((e as CustomEvent<string>).detail));
 
+dropStoredToken();
 live.start();
 render();

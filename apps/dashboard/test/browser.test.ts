@@ -203,25 +203,32 @@ describe('dashboard in Chromium against the real stack', () => {
     await page.locator(`a.job-row[data-job="${id}"] .badge.running`).waitFor();
     await shotsAtBothWidths('jobs', (p) => p.locator('a.job-row .badge.running').first().waitFor());
     await page.goto(`${base}/workers`);
-    await page.locator('.card.worker').first().waitFor({ timeout: 10_000 });
-    expect(await page.locator('.card.worker .alive:not(.dead)').count()).toBe(1);
+    // Polled: the list follows the heartbeats, which a loaded machine can delay past a page load.
+    await expect.poll(() => page.locator('.card.worker .alive:not(.dead)').count(), { timeout: 30_000 }).toBe(1);
     await page.locator('table.queues tr[data-queue="shards"]').waitFor({ timeout: 10_000 });
     await shotsAtBothWidths('workers', (p) => p.locator('table.queues tr[data-queue="shards"]').waitFor());
     // BullMQ's board, mounted by the dashboard server, with Stride's queues.
     await page.goto(`${base}/queues`);
-    await page.getByText('shards', { exact: true }).first().waitFor({ timeout: 15_000 });
-    await page.waitForFunction(() => !document.body.innerText.includes('Loading...'), undefined, { timeout: 15_000 });
+    await page.getByText('shards', { exact: true }).first().waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => !document.body.innerText.includes('Loading...'), undefined, { timeout: 30_000 });
     await shot(page, 'queues');
 
     await page.goto(`${base}/jobs/${encodeURIComponent(id)}`);
-    await page.locator('h1 + .badge.running').waitFor({ timeout: 10_000 });
+    await page.locator('h1 + .badge.running').waitFor({ timeout: 30_000 });
     page.once('dialog', (d) => void d.accept());
     await page.click('button[data-action="cancel"]');
+    // The API first: the job is cancelled on the coordinator's side (it stops at the next step
+    // boundary, after a checkpoint), then the page shows it — two conditions, each named when it fails.
+    const status = async (): Promise<string> => ((await (await page.request.get(`${base}/api/jobs/${encodeURIComponent(id)}`)).json()) as { state: { status: string } }).state.status;
+    await expect
+      .poll(status, { timeout: 60_000, message: `job ${id} cancelled by the coordinator` })
+      .toBe('cancelled')
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\n${logs()}`);
+      });
     await page.locator('h1 + .badge.cancelled').waitFor({ timeout: 30_000 });
     expect(await page.locator('button[data-action="cancel"]').isDisabled()).toBe(true);
-    const job = (await (await page.request.get(`${base}/api/jobs/${encodeURIComponent(id)}`)).json()) as { state: { status: string } };
-    expect(job.state.status).toBe('cancelled');
-  }, 90_000);
+  }, 180_000);
 
   it('predicts a drawn digit in the browser and draws feature maps and filters', async () => {
     await page.goto(`${base}/playground?job=${encodeURIComponent(tinyId)}`);

@@ -7,7 +7,8 @@
 // What the browser computes is checked against the same computation in Node: the pad's pixels are
 // read back from the page, run through the same preprocessing and model here, and the mask, the
 // boxes and the class the page shows must be the ones computed here. Screenshots at 1280 and 390 px
-// go to artifacts/screenshots/.
+// go to artifacts/screenshots/. Also: a checkpoint whose normalization or class names do not fit
+// its model is refused with the field named, and the API token is kept per tab (sessionStorage).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,8 +40,8 @@ interface Fixture {
   best: Record<string, unknown>;
 }
 
-/** A checkpoint file in the engine's documented layout (see checkpoint.test.ts). */
-function checkpointBytes(f: Fixture, step: number): Uint8Array {
+/** A checkpoint file in the engine's documented layout (see checkpoint.test.ts); `changes` replace fields of its meta. */
+function checkpointBytes(f: Fixture, step: number, changes: Record<string, unknown> = {}): Uint8Array {
   const arrays = [...f.model.params.map((p) => ({ name: `param/${p.name}`, shape: p.shape, data: p.data })), ...f.model.buffers.map((b) => ({ name: `buffer/${b.name}`, shape: b.shape, data: b.data }))];
   const meta = {
     kind: 'stride-checkpoint',
@@ -54,6 +55,7 @@ function checkpointBytes(f: Fixture, step: number): Uint8Array {
     evals: f.evals,
     best: f.best,
     createdAt: new Date().toISOString(),
+    ...changes,
   };
   const payload = encodeNamedArrays(arrays, meta);
   const out = new Uint8Array(48 + payload.length);
@@ -175,10 +177,12 @@ describe('vision views in Chromium (fixture API, random-weight checkpoints)', ()
     return route.fulfill({ status: 200, contentType: 'application/octet-stream', body: Buffer.from(ckpts.get(id)!) });
   };
 
-  const open = async (size: { width: number; height: number }, path: string): Promise<Page> => {
+  /** A new page on `path`; `before` may add routes (they take precedence over the fixture API's). */
+  const open = async (size: { width: number; height: number }, path: string, before?: (page: Page) => Promise<void>): Promise<Page> => {
     const page = await browser.newPage({ viewport: size, hasTouch: true });
     page.on('pageerror', (err) => console.error(`browser page error: ${err.message}`));
     await page.route('**/api/**', api);
+    await before?.(page);
     await page.goto(`${base}${path}`);
     return page;
   };
@@ -402,5 +406,67 @@ describe('vision views in Chromium (fixture API, random-weight checkpoints)', ()
     const [again] = decodeLocalization(run(LOC, await inputOf(page, LOC)));
     expect(await page.locator('#pg-top').textContent()).toBe(String(again.classId));
     await page.close();
+  }, 60_000);
+  it('refuses a checkpoint whose normalization or class names do not fit its model, saying which field and why', async () => {
+    const cases: [Fixture, Record<string, unknown>, string][] = [
+      [SEG, { classNames: DIGITS.slice(0, 5) }, 'meta.classNames must hold 11 or 10 names, one per class of this segmentation model (output 11×96×96), got 5 values'],
+      [DET, { classNames: [...DIGITS.slice(0, 9), 'x'.repeat(300)] }, 'meta.classNames[9] must be a string of 1 to 255 characters, got a string of 300 characters'],
+      [LOC, { classNames: [...DIGITS.slice(0, 9), null] }, 'meta.classNames[9] must be a string of 1 to 255 characters, got null'],
+      [LOC, { normalization: { mean: [0.05], std: [0] } }, 'meta.normalization.std[0] must be a finite number > 0, got 0'],
+      [DET, { normalization: { mean: [Number.NaN], std: [0.18] } }, 'meta.normalization.mean[0] must be a finite number, got null'],
+      [SEG, { normalization: { mean: [0.05, 0.05, 0.05], std: [0.18, 0.18, 0.18] } }, 'meta.normalization.mean must hold 1 number, one per input channel of the model, got 3 values'],
+    ];
+    for (const [f, changes, message] of cases) {
+      const bad = checkpointBytes(f, 60, changes);
+      const page = await open(DESKTOP, `/playground?job=${f.id}`, async (p) => {
+        await p.route('**/api/jobs/*/checkpoints/*.ckpt', (route) => route.fulfill({ status: 200, contentType: 'application/octet-stream', body: Buffer.from(bad) }));
+      });
+      await expect.poll(() => page.locator('.banner.error').textContent(), { timeout: 20_000 }).toBe(`step-00000060.ckpt: ${message}`);
+      expect(await page.getByText('No model loaded.', { exact: true }).count()).toBe(1);
+      expect(await page.locator('[data-loaded]').count()).toBe(0);
+      await page.close();
+    }
+  }, 60_000);
+
+  it('keeps the API token in sessionStorage, for this tab only, and drops a copy an older version left in localStorage', async () => {
+    const TOKEN = 's3cret-token';
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const sent: (string | undefined)[] = [];
+    // The coordinator's rule with STRIDE_READ_TOKEN set: every call needs the token.
+    await context.route('**/api/**', (route) => {
+      const auth = route.request().headers().authorization;
+      sent.push(auth);
+      if (auth === `Bearer ${TOKEN}`) return api(route);
+      return route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unauthorized', message: `${route.request().method()} needs a token` } }) });
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${base}/`);
+      const dialog = page.locator('#token-dialog[open]');
+      await dialog.waitFor({ timeout: 20_000 });
+      // A token an older version kept in localStorage: dropped at load, never sent.
+      await page.evaluate(() => localStorage.setItem('stride.token', 'old-token'));
+      await page.reload();
+      await dialog.waitFor({ timeout: 20_000 });
+      expect(await page.evaluate(() => localStorage.getItem('stride.token'))).toBeNull();
+      expect(sent).not.toContain('Bearer old-token');
+
+      await page.fill('#token-dialog input[name="token"]', TOKEN);
+      await page.click('#token-dialog button[value="save"]');
+      expect(await page.evaluate(() => [sessionStorage.getItem('stride.token'), localStorage.getItem('stride.token')])).toEqual([TOKEN, null]);
+      // This tab keeps it across a reload, and sends it.
+      await page.reload();
+      await page.locator('a.job-row[data-job="seg-job"]').waitFor({ timeout: 20_000 });
+      expect(sent).toContain(`Bearer ${TOKEN}`);
+      expect(await page.locator('#token-dialog[open]').count()).toBe(0);
+
+      // Another tab has none: it asks again.
+      const other = await context.newPage();
+      await other.goto(`${base}/`);
+      await other.locator('#token-dialog[open]').waitFor({ timeout: 20_000 });
+      expect(await other.evaluate(() => sessionStorage.getItem('stride.token'))).toBeNull();
+    } finally {
+      await context.close();
+    }
   }, 60_000);
 });

@@ -83,6 +83,51 @@ export interface SkippedStep {
 
 export type MetricsRecord = StepMetrics | EvalMetrics | SkippedStep;
 
+/** A line of metrics.jsonl that is not a record: its number (from 1) and what is wrong with it. */
+export interface InvalidMetricsLine {
+  readonly line: number;
+  readonly reason: string;
+}
+
+/** Options of `MetricsLog.read` and `truncateAfter`. */
+export interface ReadOptions {
+  /** Called for each line that is skipped (default: skipped silently). */
+  onInvalidLine?: (invalid: InvalidMetricsLine) => void;
+}
+
+const RECORD_TYPES: ReadonlySet<unknown> = new Set<MetricsRecord['type']>(['step', 'eval', 'skip']);
+
+/** Why a parsed line is not a metrics record, or undefined when it is one. */
+function recordProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `expected a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`;
+  }
+  const { type, step } = value as { type?: unknown; step?: unknown };
+  if (!RECORD_TYPES.has(type)) return `"type" must be "step", "eval" or "skip", got ${JSON.stringify(type) ?? 'nothing'}`;
+  if (!Number.isSafeInteger(step) || (step as number) < 0) return `"step" must be an integer >= 0, got ${JSON.stringify(step) ?? 'nothing'}`;
+  return undefined;
+}
+
+/** The records of a metrics.jsonl text with their lines; blank lines are ignored, the others that are not records reported. */
+function parseLines(text: string, onInvalidLine?: (invalid: InvalidMetricsLine) => void): { text: string; record: MetricsRecord }[] {
+  const out: { text: string; record: MetricsRecord }[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (!line.trim()) continue;
+    let value: unknown;
+    let reason: string | undefined;
+    try {
+      value = JSON.parse(line);
+      reason = recordProblem(value);
+    } catch (err) {
+      // Typically a torn last line after a crash.
+      reason = `not valid JSON (${(err as Error).message})`;
+    }
+    if (reason === undefined) out.push({ text: line, record: value as MetricsRecord });
+    else onInvalidLine?.({ line: i + 1, reason });
+  }
+  return out;
+}
+
 /**
  * Appends records to metrics.jsonl. On resume from the checkpoint at step s, `truncateAfter(s)`
  * drops the records written after that checkpoint (they will be written again, identically up to
@@ -96,9 +141,10 @@ export class MetricsLog {
 
   /**
    * Keeps only the records that belong to the first `step` steps: step records with step < `step`
-   * and eval records with step <= `step`. Unparseable lines (a torn last line) are dropped.
+   * and eval records with step <= `step`. Lines that are not records (a torn last line, `null`, a
+   * damaged line) are dropped and reported to `onInvalidLine`.
    */
-  async truncateAfter(step: number): Promise<void> {
+  async truncateAfter(step: number, options: ReadOptions = {}): Promise<void> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -106,17 +152,9 @@ export class MetricsLog {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const kept: string[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      let rec: MetricsRecord;
-      try {
-        rec = JSON.parse(line) as MetricsRecord;
-      } catch {
-        continue;
-      }
-      if (((rec.type === 'step' || rec.type === 'skip') && rec.step < step) || (rec.type === 'eval' && rec.step <= step)) kept.push(line);
-    }
+    const kept = parseLines(text, options.onInvalidLine)
+      .filter(({ record: rec }) => ((rec.type === 'step' || rec.type === 'skip') && rec.step < step) || (rec.type === 'eval' && rec.step <= step))
+      .map(({ text: line }) => line);
     await writeFileAtomic(this.file, kept.length ? `${kept.join('\n')}\n` : '');
   }
 
@@ -126,19 +164,9 @@ export class MetricsLog {
     await this.handle.write(`${JSON.stringify(record)}\n`);
   }
 
-  /** Reads every record of a metrics.jsonl file (skipping unparseable lines). */
-  static async read(file: string): Promise<MetricsRecord[]> {
-    const text = await readFile(file, 'utf8');
-    const out: MetricsRecord[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line) as MetricsRecord);
-      } catch {
-        // A torn last line after a crash.
-      }
-    }
-    return out;
+  /** Reads every record of a metrics.jsonl file; lines that are not records are skipped and reported to `onInvalidLine`. */
+  static async read(file: string, options: ReadOptions = {}): Promise<MetricsRecord[]> {
+    return parseLines(await readFile(file, 'utf8'), options.onInvalidLine).map(({ record }) => record);
   }
 
   /** Closes the file. Idempotent. */

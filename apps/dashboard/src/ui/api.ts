@@ -19,10 +19,13 @@ export class ApiError extends Error {
   }
 }
 
-/** The bearer token kept in this browser (asked for when a call answers 401). */
+// The token lives in sessionStorage: it goes when the tab closes, and is not shared with other
+// tabs or kept on disk for whoever uses the browser next. Earlier versions kept it in localStorage.
+
+/** The bearer token kept in this tab (asked for when a call answers 401). */
 export function getToken(): string | undefined {
   try {
-    return localStorage.getItem(TOKEN_KEY) ?? undefined;
+    return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
   } catch {
     return undefined;
   }
@@ -30,10 +33,19 @@ export function getToken(): string | undefined {
 
 export function setToken(token: string | undefined): void {
   try {
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    else localStorage.removeItem(TOKEN_KEY);
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
   } catch {
     // Storage disabled: the token lasts for this call only.
+  }
+}
+
+/** Removes a token an earlier version left in localStorage (called once, at load). */
+export function dropStoredToken(): void {
+  try {
+    localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Storage disabled: nothing was stored.
   }
 }
 

@@ -5,12 +5,17 @@
 // uint32 LE version 1, 4 reserved bytes, the SHA-256 of everything after byte 48, then the
 // `encodeNamedArrays` payload whose arrays are `param/<name>`, `buffer/<name>`, `optim/<name>`.
 // The engine's own reader uses node:crypto, which a browser lacks, hence this one.
-import { buildModel, decodeNamedArrays, loadNamedArrays, type Model, type NamedArray } from '@stride/cnn';
-import type { CheckpointMeta } from './types.ts';
+// What the playground takes from the meta besides the model — the input normalization and the
+// class names — is checked against the model before anything is drawn with it.
+import { buildModel, decodeNamedArrays, loadNamedArrays, YOLO_BOX_CHANNELS, type Model, type NamedArray } from '@stride/cnn';
+import type { CheckpointMeta, Task } from './types.ts';
+import { taskOfCheckpoint } from './vision.ts';
 
 const MAGIC = 'STRDCKPT';
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 48;
+/** Longest class name accepted (a user dataset's names are its folder names: 255 bytes at most). */
+export const MAX_CLASS_NAME_LENGTH = 255;
 
 export class CheckpointReadError extends Error {
   override readonly name = 'CheckpointReadError';
@@ -127,5 +132,52 @@ export async function readCheckpoint(bytes: Uint8Array, source: string): Promise
   } catch (err) {
     throw new CheckpointReadError(`${source}: the stored parameters do not fit the stored model spec: ${(err as Error).message}`);
   }
+  checkMeta(meta, model, source);
   return { meta, model, size: bytes.length };
+}
+
+/** How many class names fit a model of `task` with output `out` (per sample). */
+function classNameCounts(task: Task, out: readonly number[]): number[] {
+  const k = out[0] ?? 0;
+  if (task === 'localization') return [k - 4]; // [K + 4]: the class logits, then the box
+  if (task === 'detection') return [k - YOLO_BOX_CHANNELS]; // [5 + K, S, S]
+  if (task === 'segmentation') return [k, k - 1]; // [K, H, W]; the background may go unnamed
+  return [k]; // [K]
+}
+
+/** A value as an error message shows it: short, whatever it is. */
+function describeValue(v: unknown): string {
+  if (Array.isArray(v)) return `${v.length} value${v.length === 1 ? '' : 's'}`;
+  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return v === undefined ? 'nothing' : v === null ? 'null' : `a${typeof v === 'object' ? 'n' : ''} ${typeof v}`;
+}
+
+/** Checks the normalization and the class names against the model; throws a CheckpointReadError naming the field. */
+function checkMeta(meta: CheckpointMeta, model: Model, source: string): void {
+  const fail = (message: string): never => {
+    throw new CheckpointReadError(`${source}: ${message}`);
+  };
+  const channels = model.inputShape[0];
+  const norm: unknown = meta.normalization;
+  if (typeof norm !== 'object' || norm === null) fail(`meta.normalization must be { mean, std }, got ${describeValue(norm)}`);
+  for (const key of ['mean', 'std'] as const) {
+    const values = (norm as Record<string, unknown>)[key];
+    if (!Array.isArray(values) || values.length !== channels) {
+      fail(`meta.normalization.${key} must hold ${channels} number${channels === 1 ? '' : 's'}, one per input channel of the model, got ${describeValue(values)}`);
+    }
+    (values as unknown[]).forEach((v, i) => {
+      const ok = typeof v === 'number' && Number.isFinite(v) && (key === 'mean' || v > 0);
+      if (!ok) fail(`meta.normalization.${key}[${i}] must be a finite number${key === 'std' ? ' > 0' : ''}, got ${describeValue(v)}`);
+    });
+  }
+  const names: unknown = meta.classNames;
+  const task = taskOfCheckpoint(meta);
+  const counts = classNameCounts(task, model.outputShape);
+  if (!Array.isArray(names) || !counts.includes(names.length)) {
+    fail(`meta.classNames must hold ${counts.join(' or ')} names, one per class of this ${task} model (output ${model.outputShape.join('×')}), got ${describeValue(names)}`);
+  }
+  (names as unknown[]).forEach((n, i) => {
+    if (typeof n !== 'string' || n.length === 0 || n.length > MAX_CLASS_NAME_LENGTH) fail(`meta.classNames[${i}] must be a string of 1 to ${MAX_CLASS_NAME_LENGTH} characters, got ${describeValue(n)}`);
+  });
 }

@@ -42,8 +42,9 @@ export class JobsStore extends Emitter {
     this.loading ??= (async () => {
       try {
         const { jobs } = await getJson<{ jobs: Job[] }>('/api/jobs');
-        this.jobs.clear();
-        for (const j of jobs) this.jobs.set(j.id, j);
+        // Merged, not swapped in: an event that arrived while the list was on its way (a job
+        // cancelled meanwhile, say) is newer than the list's copy of that job.
+        for (const j of jobs) this.put(j);
         this.error = undefined;
       } catch (err) {
         this.error = err as ApiError;
@@ -58,15 +59,21 @@ export class JobsStore extends Emitter {
 
   /** Stores a job record (from an event, an action's answer or a single fetch). */
   upsert(job: Job): void {
+    if (this.put(job)) this.changed();
+  }
+
+  /** Stores `job` unless the one held is newer; false when it kept the one held. */
+  private put(job: Job): boolean {
     const old = this.jobs.get(job.id);
     // Responses and events can arrive out of order: an older record (say, the answer to a cancel
-    // request that was sent before the job stopped) never replaces a newer one, nor a final state.
-    if (old && ((old.updatedAt ?? '') > (job.updatedAt ?? '') || (FINAL_STATES.has(old.state.status) && !FINAL_STATES.has(job.state.status)))) return;
+    // request that was sent before the job stopped, or a list fetched before it stopped) never
+    // replaces a newer one, nor a final state.
+    if (old && ((old.updatedAt ?? '') > (job.updatedAt ?? '') || (FINAL_STATES.has(old.state.status) && !FINAL_STATES.has(job.state.status)))) return false;
     // A record written before the latest step events must not move the progress back.
     const keep = old?.progress && job.progress && old.progress.step > job.progress.step && job.state.status === 'running';
     this.jobs.set(job.id, keep ? { ...job, progress: old.progress } : job);
     if (job.state.status !== 'running') this.imagesPerSec.delete(job.id);
-    this.changed();
+    return true;
   }
 
   /** Applies a step event to the job's live progress, as the coordinator does to its record. */

@@ -1,6 +1,6 @@
 // The bearer-token dialog. The API answers 401 when STRIDE_TOKEN (or a read token) is set on
-// the coordinator and this browser has none or a wrong one; the user pastes it once, it is kept
-// in localStorage and sent with every call from then on.
+// the coordinator and this tab has none or a wrong one; the user pastes it once, it is kept in
+// sessionStorage (until the tab closes) and sent with every call from then on.
 import { UNAUTHORIZED_EVENT, getToken, setToken } from './api.ts';
 import { h } from './dom.ts';
 
@@ -33,7 +33,7 @@ export function tokenDialog(): HTMLDialogElement {
   window.addEventListener(UNAUTHORIZED_EVENT, (e) => {
     if (dialog.open) return;
     const detail = (e as CustomEvent<string>).detail;
-    message.textContent = `${/[.!?]$/.test(detail) ? detail : `${detail}.`} ${getToken() ? 'The saved token was refused.' : 'This browser has no token yet.'} Paste the coordinator's token, then try again.`;
+    message.textContent = `${/[.!?]$/.test(detail) ? detail : `${detail}.`} ${getToken() ? 'The saved token was refused.' : 'This tab has no token yet.'} Paste the coordinator's token, then try again.`;
     dialog.showModal();
     input.focus();
   });

@@ -19,17 +19,28 @@
 // grey↔RGB), resized to `size` (area when shrinking, bilinear when growing, stretched), and stored
 // as uint8 CHW. Per-channel mean and std are measured on the train split.
 //
-// A file that cannot be read or decoded fails the load with a DatasetError naming its path, or,
-// with `skipBadFiles`, is left out and reported in `skipped`. A load is cached per process, keyed by
-// the options and the folder's listing (every file's path, size and modification time), so a changed
-// folder is read again.
+// The files are read and decoded on a pool of worker threads (`threads`; image-decode.ts), so a
+// folder of tens of thousands of images does not block the caller's event loop (a coordinator's
+// HTTP API and lease timers); each thread's planes land at the sample's offset, so the bytes are
+// the same whatever the pool size, and the same as with `threads: 0` (decoding in this thread).
+// The threads are terminated when the load ends, on success or error.
+//
+// A file that cannot be read or decoded fails the load with a DatasetError naming its path (the
+// first bad file in sample order, whatever the threads' timing), or, with `skipBadFiles`, is left
+// out and reported in `skipped`. A load is cached per process, keyed by the options (but `threads`)
+// and the folder's listing (every file's path, size and modification time), so a changed folder is
+// read again.
 
-import { open, readdir, stat } from 'node:fs/promises';
+import { channel } from 'node:diagnostics_channel';
+import { readdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Dataset, Split } from './dataset.ts';
 import { DatasetError } from './errors.ts';
-import { decodeImage, resizePlanes, toPlanes, type ImageLimits } from './images.ts';
+import { decodeBatch, type DecodeFailure, type DecodeReply, type DecodeRequest } from './image-decode.ts';
+import type { ImageLimits } from './images.ts';
 import { permutation } from './sampling.ts';
+import { ThreadPool } from './thread-pool.ts';
 
 export interface ImageFolderOptions {
   /** Output [height, width]. Default [32, 32]. */
@@ -46,6 +57,13 @@ export interface ImageFolderOptions {
   maxImages?: number;
   /** Most pixel bytes held (count × channels × height × width). Default 1 GiB. */
   maxBytes?: number;
+  /**
+   * Worker threads that read and decode the files, so that the calling thread's event loop stays
+   * free; 0 decodes in the calling thread, blocking it while each batch is decoded. The dataset is
+   * the same whatever the number. Default: one per 256 files, at most `os.availableParallelism()`
+   * and 8 (each thread loads its own copy of the decoders).
+   */
+  threads?: number;
 }
 
 /** A file left out by `skipBadFiles`. */
@@ -71,7 +89,32 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 const MAX_CLASSES = 256; // labels are uint8
 const MAX_SIDE = 1024;
 const SKIPPED_LISTED = 10;
-const READ_CONCURRENCY = 16;
+/** Files per decoding request (read concurrently, then decoded one by one). */
+const BATCH_FILES = 16;
+/** The default pool has one thread per this many files, at most one per core and DEFAULT_MAX_THREADS. */
+const FILES_PER_THREAD = 256;
+const DEFAULT_MAX_THREADS = 8;
+const MAX_THREADS = 256;
+const DECODE_THREAD = new URL('./image-decode-thread.ts', import.meta.url);
+
+/**
+ * The `node:diagnostics_channel` on which every load reports its progress, an ImageFolderProgress
+ * after each batch of files is decoded (for monitoring and tests; nothing is published without a
+ * subscriber, nor for a load served from the cache).
+ */
+export const IMAGE_FOLDER_PROGRESS_CHANNEL = 'stride:image-folder:progress';
+const progress = channel(IMAGE_FOLDER_PROGRESS_CHANNEL);
+
+/** A message of IMAGE_FOLDER_PROGRESS_CHANNEL. */
+export interface ImageFolderProgress {
+  /** The folder (absolute). */
+  root: string;
+  /** Files decoded or failed so far, of `total` (both splits). */
+  done: number;
+  total: number;
+  /** Threads decoding; 0 when decoding in the loading thread. */
+  threads: number;
+}
 
 interface Listed {
   path: string;
@@ -182,6 +225,8 @@ interface Resolved {
   limits: ImageLimits;
   maxImages: number;
   maxBytes: number;
+  /** undefined: the default for the folder's file count. Does not change the result (not in the cache key). */
+  threads: number | undefined;
 }
 
 function resolveOptions(root: string, o: ImageFolderOptions): Resolved {
@@ -195,72 +240,93 @@ function resolveOptions(root: string, o: ImageFolderOptions): Resolved {
   if (typeof testFraction !== 'number' || !(testFraction >= 0 && testFraction < 1)) throw new DatasetError(root, `testFraction must be a number in [0, 1), got ${testFraction}`);
   const maxImages = o.maxImages ?? 200_000;
   const maxBytes = o.maxBytes ?? 2 ** 30;
-  return { size: [size[0], size[1]], channels, skipBadFiles: o.skipBadFiles === true, testFraction, limits: o.limits ?? {}, maxImages, maxBytes };
-}
-
-/** Reads, decodes, converts and resizes one file into `out` at `offset`. */
-async function loadOne(file: Listed, r: Resolved, out: Uint8Array, offset: number): Promise<void> {
-  if (file.size < 0) throw new DatasetError(file.path, 'cannot read: not a regular file (a broken link?)');
-  const maxFileBytes = r.limits.maxFileBytes ?? 32 * 1024 * 1024;
-  if (file.size > maxFileBytes) throw new DatasetError(file.path, `file of ${file.size} bytes is over the limit of ${maxFileBytes}`);
-  let bytes: Uint8Array;
-  try {
-    // Checked again on the open file: it may have been replaced since it was listed.
-    const fh = await open(file.path, 'r');
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new DatasetError(file.path, 'cannot read: not a regular file');
-      if (st.size > maxFileBytes) throw new DatasetError(file.path, `file of ${st.size} bytes is over the limit of ${maxFileBytes}`);
-      const buf = await fh.readFile();
-      bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    if (err instanceof DatasetError) throw err;
-    throw new DatasetError(file.path, `cannot read: ${(err as Error).message}`, { cause: err });
-  }
-  const img = decodeImage(bytes, file.path, r.limits);
-  const planes = toPlanes(img, r.channels);
-  out.set(resizePlanes(planes, r.channels, img.height, img.width, r.size[0], r.size[1]), offset);
+  const threads = o.threads;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 0 && threads <= MAX_THREADS)) throw new DatasetError(root, `threads must be an integer in [0, ${MAX_THREADS}], got ${JSON.stringify(threads)}`);
+  return { size: [size[0], size[1]], channels, skipBadFiles: o.skipBadFiles === true, testFraction, limits: o.limits ?? {}, maxImages, maxBytes, threads };
 }
 
 function roundStat(v: number): number {
   return Math.round(v * 1e4) / 1e4;
 }
 
-async function load(root: string, listing: Listing, r: Resolved): Promise<ImageFolderDataset> {
+/** Files of one split decoded by one request: `files` are the split's samples `start`, `start + 1`, … */
+interface Batch {
+  split: Split;
+  start: number;
+  files: Listed[];
+}
+
+/** One split being filled in. */
+interface SplitBuffers {
+  images: Uint8Array;
+  labels: Uint8Array;
+  /** 1 for each sample whose file was decoded. */
+  ok: Uint8Array;
+  files: Listed[];
+}
+
+async function load(root: string, listing: Listing, r: Resolved & { threads: number }): Promise<ImageFolderDataset> {
   const [h, w] = r.size;
   const sampleSize = r.channels * h * w;
+  const plane = h * w;
   const skipped: SkippedFile[] = [];
   let skippedCount = 0;
-  const build = async (split: Split): Promise<Omit<Dataset, 'mean' | 'std'>> => {
-    const files = listing.splits[split];
-    const total = files.reduce((n, f) => n + f.length, 0);
-    const images = new Uint8Array(total * sampleSize);
-    const labels = new Uint8Array(total);
-    const ok = new Uint8Array(total);
-    const flat = files.flatMap((list, label) => list.map((file) => ({ file, label })));
-    for (let start = 0; start < flat.length; start += READ_CONCURRENCY) {
-      const chunk = flat.slice(start, start + READ_CONCURRENCY);
-      const outcomes = await Promise.allSettled(chunk.map(({ file }, j) => loadOne(file, r, images, (start + j) * sampleSize)));
-      outcomes.forEach((o, j) => {
-        const k = start + j;
-        labels[k] = chunk[j].label;
-        if (o.status === 'fulfilled') {
-          ok[k] = 1;
-          return;
-        }
-        const err = o.reason as Error;
-        const bad = err instanceof DatasetError ? err : new DatasetError(chunk[j].file.path, `cannot decode: ${err?.message ?? String(err)}`, { cause: err });
-        if (!r.skipBadFiles) throw bad;
+  const splits = {} as Record<Split, SplitBuffers>;
+  const batches: Batch[] = [];
+  for (const split of ['train', 'test'] as const) {
+    const flat = listing.splits[split].flatMap((list, label) => list.map((file) => ({ file, label })));
+    splits[split] = { images: new Uint8Array(flat.length * sampleSize), labels: Uint8Array.from(flat, (f) => f.label), ok: new Uint8Array(flat.length), files: flat.map((f) => f.file) };
+    for (let start = 0; start < flat.length; start += BATCH_FILES) batches.push({ split, start, files: splits[split].files.slice(start, start + BATCH_FILES) });
+  }
+  const total = splits.train.files.length + splits.test.files.length;
+  // Counts of each value 0..255 per channel over the decoded train images, for the mean and std.
+  const hist = new Float64Array(256 * r.channels);
+  let done = 0;
+
+  // Every batch is decoded by the same function, on the pool's threads or (threads: 0) here; its
+  // planes go to the same offsets either way, so the bytes do not depend on the pool.
+  const pool = r.threads > 0 ? new ThreadPool<DecodeRequest, DecodeReply>({ entry: DECODE_THREAD, size: Math.min(r.threads, batches.length), name: 'stride-decode' }) : undefined;
+  const decode = (b: Batch): Promise<readonly DecodeFailure[]> => {
+    const request: DecodeRequest = { files: b.files, channels: r.channels, height: h, width: w, limits: r.limits, histogram: b.split === 'train' };
+    return (pool ? pool.run(request) : decodeBatch(request)).then(
+      (reply) => {
+        const s = splits[b.split];
+        s.images.set(reply.planes, b.start * sampleSize);
+        s.ok.fill(1, b.start, b.start + b.files.length);
+        for (const f of reply.failures) s.ok[b.start + f.index] = 0;
+        if (reply.histogram) for (let i = 0; i < hist.length; i++) hist[i] += reply.histogram[i];
+        done += b.files.length;
+        if (progress.hasSubscribers) progress.publish({ root, done, total, threads: pool?.size ?? 0 } satisfies ImageFolderProgress);
+        return reply.failures;
+      },
+      // The thread decoding the batch died, or the pool was closed: every file of it fails.
+      (err: Error) => b.files.map((_, index) => ({ index, reason: `cannot decode: ${err?.message ?? String(err)}` })),
+    );
+  };
+  try {
+    // With a pool, every batch is queued at once (the pool hands them out in order); the failures
+    // are then taken in file order, so the first bad file is the one reported whatever the timing.
+    const queued = pool ? batches.map(decode) : [];
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i];
+      for (const f of await (pool ? queued[i] : decode(b))) {
+        const path = b.files[f.index].path;
+        if (!r.skipBadFiles) throw new DatasetError(path, f.reason);
         skippedCount++;
-        if (skipped.length < SKIPPED_LISTED) skipped.push({ path: chunk[j].file.path, reason: bad.message.startsWith(`${bad.source}: `) ? bad.message.slice(bad.source.length + 2) : bad.message });
-      });
+        if (skipped.length < SKIPPED_LISTED) skipped.push({ path, reason: f.reason });
+      }
     }
+  } finally {
+    // Terminates the threads, on success and on error alike (batches still queued are dropped).
+    await pool?.close();
+  }
+
+  const build = (split: Split): Omit<Dataset, 'mean' | 'std'> => {
+    const { images, labels, ok } = splits[split];
+    const count = ok.length;
     // Compact out the skipped files, keeping the order.
     let n = 0;
-    for (let k = 0; k < total; k++) {
+    for (let k = 0; k < count; k++) {
       if (!ok[k]) continue;
       if (n !== k) {
         images.copyWithin(n * sampleSize, k * sampleSize, (k + 1) * sampleSize);
@@ -283,32 +349,26 @@ async function load(root: string, listing: Listing, r: Resolved): Promise<ImageF
       width: w,
       numClasses: listing.classNames.length,
       classNames: [...listing.classNames],
-      images: n === total ? images : images.slice(0, n * sampleSize),
-      labels: n === total ? labels : labels.slice(0, n),
+      images: n === count ? images : images.slice(0, n * sampleSize),
+      labels: n === count ? labels : labels.slice(0, n),
     };
   };
-  const train = await build('train');
-  const test = await build('test');
+  const train = build('train');
+  const test = build('test');
 
   // Per-channel mean and std of x/255 over the train split.
   const mean: number[] = [];
   const std: number[] = [];
-  const plane = h * w;
   for (let c = 0; c < r.channels; c++) {
-    const hist = new Float64Array(256);
-    for (let i = 0; i < train.count; i++) {
-      const base = (i * r.channels + c) * plane;
-      for (let p = base; p < base + plane; p++) hist[train.images[p]]++;
-    }
     let sum = 0;
     let sumSq = 0;
-    const total = train.count * plane;
+    const pixels = train.count * plane;
     for (let v = 0; v < 256; v++) {
-      sum += hist[v] * (v / 255);
-      sumSq += hist[v] * (v / 255) ** 2;
+      sum += hist[256 * c + v] * (v / 255);
+      sumSq += hist[256 * c + v] * (v / 255) ** 2;
     }
-    const m = sum / total;
-    const s = Math.sqrt(Math.max(0, sumSq / total - m * m));
+    const m = sum / pixels;
+    const s = Math.sqrt(Math.max(0, sumSq / pixels - m * m));
     mean.push(roundStat(m));
     std.push(s >= 1e-3 ? roundStat(s) : 1);
   }
@@ -338,12 +398,13 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
   const bytes = count * r.channels * r.size[0] * r.size[1];
   if (bytes > r.maxBytes) throw new DatasetError(dir, `${count} images of ${r.channels}×${r.size[0]}×${r.size[1]} need ${bytes} bytes, over the limit of ${r.maxBytes}`);
 
-  const key = JSON.stringify([dir, r, listing.splits, listing.classNames]);
+  const { threads = Math.min(availableParallelism(), DEFAULT_MAX_THREADS, Math.ceil(count / FILES_PER_THREAD)), ...keyed } = r;
+  const key = JSON.stringify([dir, keyed, listing.splits, listing.classNames]);
   let pending = cache.get(key);
   if (pending) {
     cache.delete(key); // re-insert: most recently used last
   } else {
-    pending = load(dir, listing, r);
+    pending = load(dir, listing, { ...r, threads });
     pending.catch(() => cache.delete(key));
   }
   cache.set(key, pending);

@@ -1,4 +1,5 @@
-// Public face of @stride/data: datasets, the IDX format, deterministic shuffling and sharding.
+// Public face of @stride/data: datasets, the IDX format, deterministic shuffling and sharding, and the
+// worker-thread pool the image-folder loader (and the engine) runs on.
 export { DatasetError } from './errors.ts';
 export { parseIdx, encodeIdx } from './idx.ts';
 export type { IdxArray } from './idx.ts';
@@ -14,8 +15,10 @@ export { resizeDigit, pasteDigit, DIGIT_SIDE } from './generated/render.ts';
 export type { DigitPatch, DigitSource, PlacedDigit } from './generated/render.ts';
 export { decodeImage, readImageHeader, toPlanes, resizePlanes, DEFAULT_IMAGE_LIMITS } from './images.ts';
 export type { DecodedImage, ImageFormat, ImageHeader, ImageLimits } from './images.ts';
-export { loadImageFolder, SPLIT_SEED } from './image-folder.ts';
-export type { ImageFolderDataset, ImageFolderOptions, SkippedFile } from './image-folder.ts';
+export { loadImageFolder, SPLIT_SEED, IMAGE_FOLDER_PROGRESS_CHANNEL } from './image-folder.ts';
+export type { ImageFolderDataset, ImageFolderOptions, ImageFolderProgress, SkippedFile } from './image-folder.ts';
 export { loadCifar10, CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD } from './cifar10.ts';
 export { augmentInto, augmentDraw, augmentIsActive, AUGMENT_DOMAIN } from './augment.ts';
 export type { AugmentOptions } from './augment.ts';
+export { ThreadPool, ThreadError, serveThread, threadData, threadIndex } from './thread-pool.ts';
+export type { ThreadPoolOptions, ServeThreadOptions } from './thread-pool.ts';

@@ -61,19 +61,8 @@ export class StaleParamsError extends Error {
   override readonly name = 'StaleParamsError';
 }
 
-/**
- * A worker thread died (`remoteName` undefined) or a request failed inside one (`remoteName` is the
- * name of the error thrown there, e.g. `StaleParamsError`).
- */
-export class ThreadError extends Error {
-  override readonly name = 'ThreadError';
-  constructor(
-    message: string,
-    readonly remoteName?: string,
-  ) {
-    super(message);
-  }
-}
+/** A worker thread died or a request failed inside one: defined with the thread pool, in @stride/data. */
+export { ThreadError } from '@stride/data';
 
 /** True when `err` is an Error whose name is `name` (works across threads, where classes are lost). */
 export function isNamedError(err: unknown, name: string): boolean {

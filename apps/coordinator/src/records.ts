@@ -4,49 +4,11 @@
 // it back on restart to resume what was running.
 import { readdir, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jobPaths, writeFileAtomic, type JobSpec, type JobState, type ShardsUsed, type TrainResult } from '@stride/engine';
-import { isJobId, type JobProgress } from '@stride/queue';
+import { jobPaths, writeFileAtomic, type ShardsUsed } from '@stride/engine';
+import { FINAL_STATES, type JobRecord, type WorkerTally } from '@stride/protocol';
+import { isJobId } from '@stride/queue';
 
-/** A job as the coordinator knows it. */
-export interface JobRecord {
-  readonly id: string;
-  readonly name: string;
-  /** Normalised spec. */
-  readonly spec: JobSpec;
-  /** One named state with its payload (queued, running, paused, succeeded, failed, cancelled). */
-  readonly state: JobState;
-  /** ISO times. */
-  readonly submittedAt: string;
-  readonly updatedAt: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
-  /** Times a coordinator started or resumed the job. */
-  readonly runs: number;
-  /** Last progress known (live while it runs in this process). */
-  readonly progress?: JobProgress;
-  /** How the last run ended (succeeded, paused or cancelled). */
-  readonly result?: TrainResult;
-  /**
-   * The workers whose accepted shard results (train and eval) the job used, over all its runs.
-   * Live while it runs; on disk as of the latest checkpoint, so a resumed run counts the steps it
-   * recomputes once.
-   */
-  readonly workers?: readonly WorkerTally[];
-}
-
-/** One worker's share of a job. */
-export interface WorkerTally {
-  /** The worker's id, as in its results and heartbeats (`UNKNOWN_WORKER` when a result named none). */
-  readonly id: string;
-  /** Its host, from its heartbeat, when the coordinator saw one. */
-  readonly host?: string;
-  /** Accepted shard results of the job it computed (train and eval). */
-  readonly shards: number;
-  /** Time it spent computing them, ms. */
-  readonly computeMs?: number;
-  /** ISO time of the latest of its results the job used. */
-  readonly lastSeen: string;
-}
+export type { JobRecord, WorkerTally } from '@stride/protocol';
 
 /** The tally id of results that carry no worker id. */
 export const UNKNOWN_WORKER = 'unknown';
@@ -80,7 +42,8 @@ export function addShardsToTally(tally: readonly WorkerTally[] | undefined, used
   return out;
 }
 
-export const TERMINAL: ReadonlySet<JobState['status']> = new Set(['succeeded', 'failed', 'cancelled']);
+/** Statuses a job does not leave. */
+export const TERMINAL = FINAL_STATES;
 
 export function recordFile(dataDir: string, id: string): string {
   return join(jobPaths(dataDir, id).dir, 'job.json');

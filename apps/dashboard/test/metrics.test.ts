@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { EvalMetrics, StepMetrics } from '@stride/protocol';
 import { MetricsSeries, smooth } from '../src/ui/metrics.ts';
-import type { EvalMetrics, StepMetrics } from '../src/ui/types.ts';
 
 const step = (s: number, loss: number): StepMetrics => ({ type: 'step', step: s, loss } as unknown as StepMetrics);
 const evaluation = (s: number, testLoss: number): EvalMetrics => ({ type: 'eval', step: s, testLoss } as unknown as EvalMetrics);

@@ -3,8 +3,9 @@
 // the flaky "cancels a running job" browser test: the list is refetched whenever the event stream
 // reconnects). The API is a stubbed fetch whose answer the test releases.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { JobState } from '@stride/protocol';
 import { JobsStore } from '../src/ui/store.ts';
-import type { Job, JobState } from '../src/ui/types.ts';
+import type { Job } from '../src/ui/types.ts';
 
 const SPEC = { name: 'j', model: 'lenet5', dataset: 'mnist', steps: 100, batchSize: 8, shards: 2, seed: 1, optimizer: { type: 'adam', lr: 0.003 }, schedule: { type: 'constant' }, evalEvery: 'epoch', evalShards: 1 };
 

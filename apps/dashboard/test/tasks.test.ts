@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { zooNames } from '@stride/cnn';
 import { datasetChoices, modelChoices } from '../src/pages/submit.ts';
-import { bestOf, datasetLabel, latestPrimary, metricValue, modelsForTask, normalizeBest, primaryMetric, suggestedModel, taskOfDataset, taskOfJob } from '../src/ui/tasks.ts';
+import { bestOf, latestPrimary, metricValue, modelsForTask, normalizeBest, primaryMetric, suggestedModel, taskOfDataset, taskOfJob } from '../src/ui/tasks.ts';
 import type { Job } from '../src/ui/types.ts';
 
 const zoo = zooNames();
@@ -10,11 +10,8 @@ const job = (dataset: string, extra: Partial<Job> = {}): Job =>
   ({ id: 'j', name: 'j', spec: { dataset, model: 'x' }, state: { status: 'running', step: 1, totalSteps: 2 }, submittedAt: '2026-01-01T00:00:00Z', ...extra }) as unknown as Job;
 
 describe('tasks of datasets and jobs', () => {
-  it('labels user dataset sources like the engine does, and treats them as classification', () => {
+  it('treats user dataset sources as classification', () => {
     const folder = { type: 'image-folder', path: 'pets', size: [32, 32], channels: 3 };
-    expect(datasetLabel('mnist')).toBe('mnist');
-    expect(datasetLabel(folder)).toBe('image-folder:pets');
-    expect(datasetLabel({ type: 'cifar10', path: 'cifar' })).toBe('cifar10:cifar');
     expect(taskOfDataset(folder)).toBe('classification');
     expect(taskOfJob({ spec: { dataset: folder } } as unknown as Job)).toBe('classification');
   });

@@ -10,53 +10,17 @@
 // `CheckpointMeta`. To verify in a browser: `crypto.subtle.digest('SHA-256', bytes.subarray(48))`
 // and compare with bytes [16, 48); then `decodeNamedArrays(bytes.subarray(48))`.
 import { createHash } from 'node:crypto';
-import { decodeNamedArrays, encodeNamedArrays, type ModelSpec, type NamedArray } from '@stride/cnn';
+import { decodeNamedArrays, encodeNamedArrays, type NamedArray } from '@stride/cnn';
+import type { CheckpointMeta, EvalMetrics } from '@stride/protocol';
 import { CheckpointError } from './errors.ts';
-import type { EvalMetrics, StepMetrics } from './metrics.ts';
-import { normalizeJobSpec, type JobSpec } from './spec.ts';
+import { normalizeJobSpec } from './spec.ts';
 
 const MAGIC = 'STRDCKPT';
 const FORMAT_VERSION = 1;
 /** Byte length of the fixed header; the checksum covers everything after it. */
 export const CHECKPOINT_HEADER_BYTES = 48;
 
-/** The JSON part of a checkpoint. */
-export interface CheckpointMeta {
-  readonly kind: 'stride-checkpoint';
-  readonly jobId: string;
-  /** The normalised job spec the run was started with. */
-  readonly spec: JobSpec;
-  /** The resolved model spec (a zoo name in `spec.model` resolved), enough to rebuild the model anywhere. */
-  readonly modelSpec: ModelSpec;
-  /** Per-channel input normalisation, `(pixel/255 - mean[c]) / std[c]`, and the class names, for inference. */
-  readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
-  readonly classNames: readonly string[];
-  /** Optimizer steps applied so far = the parameter version stored = the next step's index. */
-  readonly step: number;
-  /** Data position of the next step: its epoch and its batch index inside the epoch. */
-  readonly epoch: number;
-  readonly batchIndex: number;
-  /** Steps of the whole run and steps per epoch, for progress displays. */
-  readonly totalSteps: number;
-  readonly stepsPerEpoch: number;
-  /** `optimizer.stepCount` (equals `step`). */
-  readonly optimizerStepCount: number;
-  /** Every evaluation so far (small), the last step's metrics; the full history is in metrics.jsonl. */
-  readonly evals: readonly EvalMetrics[];
-  readonly lastStep?: StepMetrics;
-  /**
-   * The best evaluation so far by the task's primary metric (its step has a checkpoint):
-   * `{ step, metric, value }`, plus `testAccuracy` for classification. Checkpoints written before
-   * the vision tasks hold `{ step, testAccuracy }` only; read them with `normalizeBest`.
-   */
-  readonly best?: { readonly step: number; readonly metric?: string; readonly value?: number; readonly testAccuracy?: number };
-  /** Training wall time accumulated over all runs of the job, ms. */
-  readonly elapsedMs: number;
-  /** SHA-256 hex of the canonical parameter bytes (`paramsToBytes`). */
-  readonly paramsSha256: string;
-  /** ISO time of writing. */
-  readonly createdAt: string;
-}
+export type { CheckpointMeta } from '@stride/protocol';
 
 /** A decoded checkpoint. */
 export interface Checkpoint {

@@ -8,9 +8,10 @@
 // Both compute a shard with `ShardComputer` (./shard.ts), so local and distributed training give
 // the same bytes.
 import type { ModelSpec } from '@stride/cnn';
+import type { TaskName } from '@stride/protocol';
 
 /** The four vision tasks. */
-export type TaskName = 'classification' | 'localization' | 'detection' | 'segmentation';
+export type { TaskName } from '@stride/protocol';
 
 /**
  * The targets of a shard beyond its labels, per task (absent for classification):

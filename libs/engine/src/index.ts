@@ -4,8 +4,10 @@ export { JobSpecError, CheckpointError, ShardResultError, DivergenceError, Lease
 export { crashPoint } from './test-hooks.ts';
 export { normalizeJobSpec, jobSpecHash, canonicalJson, totalStepsOf, resolveDataset, MAX_GENERATED_SAMPLES, DATASETS, DATASET_SHAPES, DEFAULT_OPTIMIZER, asJobSpecError, DEFAULT_SCHEDULE } from './spec.ts';
 export type { JobSpec, JobSpecInput, DatasetName, DatasetInfo } from './spec.ts';
-export { normalizeDatasetSource, normalizeAugment, isDatasetSource, datasetLabel, datasetsDirOf, resolveSourcePath, loadDatasetSource, SOURCE_TYPES } from './sources.ts';
-export type { DatasetSource, DatasetSourceInput, ImageFolderSource, Cifar10Source, AugmentSpec, SourceType, LoadedSource } from './sources.ts';
+export { normalizeDatasetSource, normalizeAugment, isDatasetSource, datasetsDirOf, resolveSourcePath, loadDatasetSource, SOURCE_TYPES } from './sources.ts';
+export type { LoadedSource } from './sources.ts';
+export { datasetLabel } from '@stride/protocol';
+export type { DatasetSource, DatasetSourceInput, ImageFolderSource, Cifar10Source, AugmentSpec, SourceType } from '@stride/protocol';
 export { TASKS, PRIMARY_METRIC, DETECTION_EVAL, formatEvalMetrics, hasTrainAccuracy, primaryMetricOf, taskEvalMetrics, checkTaskStats, checkTaskTargets } from './tasks.ts';
 export type { PrimaryMetricName, TaskEvalMetrics, EvalTruth } from './tasks.ts';
 export { loadJobDataset, shardTargets, groundTruthObjects, GENERATED_DATA_SEED } from './data.ts';

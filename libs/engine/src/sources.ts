@@ -16,50 +16,15 @@
 // trainer checks the class count after loading, before the first step.
 import { join, relative, resolve, sep } from 'node:path';
 import { loadCifar10, loadImageFolder, type AugmentOptions, type Dataset, type SkippedFile, type Split } from '@stride/data';
+import type { AugmentSpec, DatasetSource, SourceType } from '@stride/protocol';
 import { loadJobDataset, type JobDataset } from './data.ts';
 import { JobSpecError } from './errors.ts';
 import { describe, isPlainObject } from './values.ts';
 import type { JobSpec } from './spec.ts';
 
-export type SourceType = 'image-folder' | 'cifar10';
+export type { SourceType, ImageFolderSource, Cifar10Source, DatasetSource, DatasetSourceInput, AugmentSpec } from '@stride/protocol';
+export { datasetLabel } from '@stride/protocol';
 export const SOURCE_TYPES: readonly SourceType[] = ['image-folder', 'cifar10'];
-
-/** An image folder, normalised (every field present). */
-export interface ImageFolderSource {
-  readonly type: 'image-folder';
-  /** Relative to the datasets directory. */
-  readonly path: string;
-  /** [height, width] every image is resized to. Default [32, 32]. */
-  readonly size: readonly [number, number];
-  /** 1 (grey) or 3 (RGB). Default 3. */
-  readonly channels: 1 | 3;
-  /** Leave out unreadable files (and report them) instead of failing the job. Default false. */
-  readonly skipBadFiles: boolean;
-  /** Single-folder layout: the fraction of each class held out for test. Default 0.2. */
-  readonly testFraction: number;
-}
-
-/** CIFAR-10 binary files (data_batch_1..5.bin, test_batch.bin). */
-export interface Cifar10Source {
-  readonly type: 'cifar10';
-  /** Relative to the datasets directory. */
-  readonly path: string;
-}
-
-export type DatasetSource = ImageFolderSource | Cifar10Source;
-
-/** A dataset source as a user writes it. `size` may be one number for a square. */
-export type DatasetSourceInput =
-  | { type: 'image-folder'; path: string; size?: number | [number, number]; channels?: 1 | 3; skipBadFiles?: boolean; testFraction?: number }
-  | { type: 'cifar10'; path: string };
-
-/** Augmentation of a classification job, normalised. */
-export interface AugmentSpec {
-  /** Zero padding before a random crop back to the input size; 0 = none. */
-  readonly crop: number;
-  /** Random horizontal flip. */
-  readonly flip: boolean;
-}
 
 const MAX_SIDE = 1024;
 const MAX_PATH = 1024;
@@ -122,11 +87,6 @@ export function normalizeDatasetSource(v: unknown, path = 'dataset'): DatasetSou
 export function sourceInfo(src: DatasetSource): { name: SourceType; input: readonly [number, number, number]; numClasses: number; classesFromData: boolean } {
   if (src.type === 'cifar10') return { name: 'cifar10', input: [3, 32, 32], numClasses: 10, classesFromData: false };
   return { name: 'image-folder', input: [src.channels, src.size[0], src.size[1]], numClasses: 0, classesFromData: true };
-}
-
-/** A short label of a spec's dataset for names and displays: `mnist`, `image-folder:pets`, `cifar10:cifar`. */
-export function datasetLabel(dataset: string | DatasetSource): string {
-  return typeof dataset === 'string' ? dataset : `${dataset.type}:${dataset.path}`;
 }
 
 /** Validates `augment` for a job of `task` on inputs of shape `input`. */

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { getZooSpec, planModel, validateModelSpec, validateOptimizerSpec, validateScheduleSpec, zooNames, type ModelSpec, type OptimizerSpec, type ScheduleSpec } from '@stride/cnn';
 import { JobSpecError } from './errors.ts';
 import { describe, isPlainObject } from './values.ts';
-import type { TaskName } from './executor.ts';
-import { isDatasetSource, normalizeAugment, normalizeDatasetSource, sourceInfo, type AugmentSpec, type DatasetSource, type DatasetSourceInput, type SourceType } from './sources.ts';
+import type { DatasetName, JobSpec, TaskName } from '@stride/protocol';
+import { isDatasetSource, normalizeAugment, normalizeDatasetSource, sourceInfo, type DatasetSource, type SourceType } from './sources.ts';
 
-export type DatasetName = 'mnist' | 'fashion-mnist' | 'mnist-localization' | 'mnist-detection' | 'mnist-segmentation';
+export type { DatasetName, JobSpec, JobSpecInput } from '@stride/protocol';
 export const DATASETS: readonly DatasetName[] = ['mnist', 'fashion-mnist', 'mnist-localization', 'mnist-detection', 'mnist-segmentation'];
 
 /** What the engine needs to know about a dataset before loading it. */
@@ -55,72 +55,6 @@ export function resolveDataset(spec: { readonly dataset: string | DatasetSource 
   }
   const name = spec.dataset as DatasetName;
   return { name, ...DATASET_SHAPES[name] };
-}
-
-/** A job spec as a user writes it; every field but `model` and `dataset` has a default. */
-export interface JobSpecInput {
-  /** Display name. Default: `<model name>-<dataset>`. */
-  name?: string;
-  /** A zoo model name (`lenet5`) or a full model spec. */
-  model: string | ModelSpec;
-  /** A built-in dataset's name, or the user's own data: `{ type: 'image-folder' | 'cifar10', path, ... }` (see sources.ts). */
-  dataset: DatasetName | DatasetSourceInput;
-  /** Classification only: deterministic random crop (zero padding of `crop` pixels) and horizontal flip. Default: none. */
-  augment?: { crop?: number; flip?: boolean };
-  /** The task; derived from the dataset, and checked against it when given. */
-  task?: TaskName;
-  /** Generated datasets only: samples generated for the train and test splits (defaults per dataset, at most 100 000). */
-  trainSamples?: number;
-  testSamples?: number;
-  /** Training length: exactly one of `epochs` and `steps`. Default: `epochs: 1`. */
-  epochs?: number;
-  steps?: number;
-  /** Global batch size B. Default 64. */
-  batchSize?: number;
-  /** Shards per step S, 1 ≤ S ≤ B. Default 4. */
-  shards?: number;
-  /** Seed of initialisation, shuffling and dropout, an integer in [0, 2^32). Default 1. */
-  seed?: number;
-  /** Default: Adam, lr 3e-3 (the peak of the one-cycle schedule). */
-  optimizer?: OptimizerSpec;
-  /** Default: one-cycle (`{ type: 'onecycle' }` with the schedule's own defaults). */
-  schedule?: ScheduleSpec;
-  /** Evaluate on the test split every N steps, or at the end of every epoch. Always at the end too. Default 'epoch'. */
-  evalEvery?: number | 'epoch';
-  /** Shards an evaluation is cut into. Default 10 (1000 images each on MNIST). */
-  evalShards?: number;
-  /** Evaluate on the first N samples of the test split (quick evaluations). Default 0: all of it. */
-  evalSamples?: number;
-  /** Write a checkpoint every N steps (and after every evaluation, and at the end). Default 100. */
-  checkpointEvery?: number;
-  /** How many of the newest checkpoints to keep, plus the best one. Default 3. */
-  keepCheckpoints?: number;
-}
-
-/** A validated, fully defaulted job spec. Exactly one of `epochs` and `steps` is present. */
-export interface JobSpec {
-  readonly name: string;
-  readonly model: string | ModelSpec;
-  readonly dataset: DatasetName | DatasetSource;
-  /** Present only when the job asked for augmentation. */
-  readonly augment?: AugmentSpec;
-  /** Present for every task but classification (older classification specs have none). */
-  readonly task?: TaskName;
-  /** Generated datasets only (always present for them). */
-  readonly trainSamples?: number;
-  readonly testSamples?: number;
-  readonly epochs?: number;
-  readonly steps?: number;
-  readonly batchSize: number;
-  readonly shards: number;
-  readonly seed: number;
-  readonly optimizer: Required<OptimizerSpec>;
-  readonly schedule: ScheduleSpec;
-  readonly evalEvery: number | 'epoch';
-  readonly evalShards: number;
-  readonly evalSamples: number;
-  readonly checkpointEvery: number;
-  readonly keepCheckpoints: number;
 }
 
 /** The default optimizer: Adam with a one-cycle schedule peaking at 3e-3 (≥ 98% on MNIST with LeNet-5 in one epoch at B = 64). */

@@ -31,20 +31,11 @@ import {
   type Tensor,
 } from '@stride/cnn';
 import { ShardResultError } from './errors.ts';
-import type { JobContext, ShardResult, ShardTask, TaskName } from './executor.ts';
+import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+import { PRIMARY_METRIC, type PrimaryMetricName, type TaskName } from '@stride/protocol';
 
-export type { TaskName } from './executor.ts';
-export const TASKS: readonly TaskName[] = ['classification', 'localization', 'detection', 'segmentation'];
-
-/** The metric that picks a job's best checkpoint, per task (higher is better for all). */
-export const PRIMARY_METRIC = {
-  classification: 'testAccuracy',
-  localization: 'locAccuracy',
-  detection: 'mAP50',
-  segmentation: 'mIoU',
-} as const satisfies Record<TaskName, string>;
-
-export type PrimaryMetricName = (typeof PRIMARY_METRIC)[TaskName];
+export { TASKS, PRIMARY_METRIC, hasTrainAccuracy } from '@stride/protocol';
+export type { TaskName, PrimaryMetricName } from '@stride/protocol';
 
 /** The task metrics of one evaluation (beside `testLoss`); which ones are present depends on the task. */
 export interface TaskEvalMetrics {
@@ -64,11 +55,6 @@ export interface TaskEvalMetrics {
 /** Decoding of detections for mAP: a low score threshold, a cap per image. */
 export const DETECTION_EVAL = { scoreThreshold: 0.05, iouThreshold: 0.5, maxDetections: 20 } as const;
 const DETECTION_FIELDS = 7;
-
-/** Whether training steps of this task report an accuracy (classification; localization: class). */
-export function hasTrainAccuracy(task: TaskName): boolean {
-  return task === 'classification' || task === 'localization';
-}
 
 function fail(job: JobContext, task: ShardTask, message: string): never {
   throw new ShardResultError(`job ${job.jobId} step ${task.step} shard ${task.shard} (${job.task}): ${message}`);

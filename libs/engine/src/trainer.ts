@@ -22,31 +22,23 @@ import {
   type Optimizer,
 } from '@stride/cnn';
 import type { LabeledBox } from '@stride/cnn';
+import type { BestEval, JobState, PrimaryMetricName, TrainResult } from '@stride/protocol';
 import { groundTruthObjects, rangeIndices, shardTargets, type JobDataset } from './data.ts';
 import { datasetLabel, datasetsDirOf, loadJobSplits, type LoadedSource } from './sources.ts';
-import { hasTrainAccuracy, primaryMetricOf, taskEvalMetrics, type PrimaryMetricName, type TaskName } from './tasks.ts';
+import { hasTrainAccuracy, primaryMetricOf, taskEvalMetrics } from './tasks.ts';
 import { sha256Hex, type Checkpoint, type CheckpointMeta } from './checkpoint-format.ts';
 import { CheckpointStore, writeFileAtomic } from './checkpoint-store.ts';
 import { CheckpointError, DivergenceError, isNamedError, JobSpecError, ShardResultError } from './errors.ts';
 import { TypedEmitter } from './events.ts';
 import type { Executor, JobContext, ShardResult, ShardTask } from './executor.ts';
-import { MetricsLog, type EvalMetrics, type SkippedStep, type StepMetrics, type TaskMetrics } from './metrics.ts';
+import { MetricsLog, type EvalMetrics, type SkippedStep, type StepMetrics } from './metrics.ts';
 import { evalShardRanges, shardSamples, StepPlanner } from './plan.ts';
 import { checkShardResult, gradientOutliers, reduceShards, type ReducedBatch } from './reduce.ts';
 import { crashPoint } from './test-hooks.ts';
 import { packState, stateLayout, stateToBytes } from './shard.ts';
 import { asJobSpecError, canonicalJson, normalizeJobSpec, resolveDataset, totalStepsOf, type JobSpec, type JobSpecInput } from './spec.ts';
 
-/** A job's lifecycle: one named state with its payload. */
-export type JobState =
-  | { readonly status: 'queued' }
-  | { readonly status: 'running'; readonly step: number; readonly totalSteps: number }
-  | { readonly status: 'paused'; readonly step: number; readonly totalSteps: number; readonly reason?: string }
-  | { readonly status: 'succeeded'; readonly result: TrainResult }
-  | { readonly status: 'failed'; readonly step: number; readonly error: string }
-  | { readonly status: 'cancelled'; readonly step: number; readonly totalSteps: number };
-
-export type JobStatus = JobState['status'];
+export type { BestEval, JobState, JobStatus, TrainResult } from '@stride/protocol';
 
 /** What the trainer tells its listeners. */
 export interface TrainerListener {
@@ -74,49 +66,6 @@ export interface ShardsUsed {
 
 function shardsUsed(jobId: string, kind: 'train' | 'eval', step: number, results: readonly ShardResult[]): ShardsUsed {
   return { jobId, kind, step, shards: results.map((r) => ({ workerId: r.workerId, computeMs: r.computeMs })) };
-}
-
-/** How a run ended (a failure rejects `run()` instead). */
-export interface TrainResult extends TaskMetrics {
-  readonly jobId: string;
-  readonly status: 'succeeded' | 'paused' | 'cancelled';
-  /** SHA-256 hex of the canonical parameter bytes at the end of the run. */
-  readonly paramsSha256: string;
-  /** The job's task. */
-  readonly task?: TaskName;
-  /**
-   * Loss and task metrics of the last evaluation (the final one when succeeded); undefined before
-   * any. The metrics present depend on the task (see EvalMetrics).
-   */
-  readonly testLoss?: number;
-  /** The best evaluation of the job so far, by the task's primary metric. */
-  readonly best?: BestEval;
-  /** Optimizer steps applied, of `totalSteps`. */
-  readonly steps: number;
-  readonly totalSteps: number;
-  /** Epochs completed (fractional). */
-  readonly epochs: number;
-  /** Wall time of this run and accumulated over all runs of the job, ms. */
-  readonly wallMs: number;
-  readonly elapsedMs: number;
-  /** The step this run resumed from (0 for a fresh start). */
-  readonly resumedFrom: number;
-  /** The last checkpoint written or loaded. */
-  readonly checkpoint?: string;
-  /** Image folders with `skipBadFiles`: how many unreadable files were left out, and the first few with the reason. */
-  readonly skippedFiles?: LoadedSource['skipped'];
-}
-
-/**
- * The best evaluation of a job by its task's primary metric (classification testAccuracy,
- * localization locAccuracy, detection mAP50, segmentation mIoU). `testAccuracy` is kept for
- * classification (records and checkpoints written before the vision tasks hold only step and it).
- */
-export interface BestEval {
-  readonly step: number;
-  readonly metric: PrimaryMetricName;
-  readonly value: number;
-  readonly testAccuracy?: number;
 }
 
 /** A best-evaluation record as stored, old (`{ step, testAccuracy }`) or new, in the new form. */
@@ -309,6 +258,11 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     this.emit('state', { jobId: this.jobId, state });
   }
 
+  /** Lines of metrics.jsonl that are not records are dropped on resume: say which. */
+  private metricsReadOptions(): { onInvalidLine: (e: { line: number; reason: string }) => void } {
+    return { onInvalidLine: (e) => this.log('warn', `metrics.jsonl line ${e.line} dropped: ${e.reason}`) };
+  }
+
   private log(level: 'info' | 'warn' | 'error', message: string): void {
     this.emit('log', { jobId: this.jobId, level, message });
   }
@@ -390,7 +344,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const fresh: Progress = { done: 0, evals: [], elapsedBefore: 0, published: -1, checkpointStep: -1, skippedInARow: 0, blowupsInARow: 0 };
     const ckpt = this.options.resume === false ? undefined : await s.store.loadLatest();
     if (!ckpt) {
-      await s.metrics.truncateAfter(0);
+      await s.metrics.truncateAfter(0, this.metricsReadOptions());
       return fresh;
     }
     const { meta } = ckpt;
@@ -407,7 +361,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     }
     const sha = sha256Hex(paramsToBytes(s.model.params));
     if (sha !== meta.paramsSha256) throw new CheckpointError(`parameters hash to ${sha}, the checkpoint recorded ${meta.paramsSha256}`, where);
-    await s.metrics.truncateAfter(meta.step);
+    await s.metrics.truncateAfter(meta.step, this.metricsReadOptions());
     this.log('info', `resuming job ${this.jobId} from step ${meta.step} of ${s.totalSteps} (${where})`);
     return {
       done: meta.step,

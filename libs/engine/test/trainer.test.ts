@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -151,10 +151,16 @@ describe('Trainer', () => {
     const newest = join(checkpoints, 'step-00000008.ckpt');
     const bytes = await readFile(newest);
     await writeFile(newest, bytes.subarray(0, 1000));
+    // And the crash tore the metrics log: a stray null line and a half-written last record.
+    const { metrics } = jobPaths(dataDir, 'job');
+    await appendFile(metrics, 'null\n{"type":"step","st');
     const logs: string[] = [];
     const resumed = await train(tinySpec, { executor: inline, dataDir, jobId: 'job', on: { log: (e) => logs.push(`${e.level}: ${e.message}`) } });
     expect(resumed).toMatchObject({ status: 'succeeded', resumedFrom: 6, paramsSha256: reference.paramsSha256 });
     expect(logs.join('\n')).toMatch(/warn: checkpoint .*step-00000008\.ckpt is corrupt/);
+    expect(logs.filter((l) => /^warn: metrics\.jsonl line \d+ dropped/.test(l))).toHaveLength(2);
+    const records = await MetricsLog.read(metrics);
+    expect(records.filter((r) => r.type === 'step').map((r) => r.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
   });
 
   it('refuses to resume a job id under another spec', async () => {

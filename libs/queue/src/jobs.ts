@@ -6,7 +6,8 @@
 // enqueue the jobs it finds on disk again without duplicating them.
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
-import { normalizeJobSpec, type JobSpec, type JobSpecInput, type JobStatus, type TaskMetrics, type TaskName, type TrainResult } from '@stride/engine';
+import { normalizeJobSpec, type JobSpec, type JobSpecInput, type TrainResult } from '@stride/engine';
+import type { JobProgress } from '@stride/protocol';
 import { Fields } from './codec.ts';
 import { bullConnection, type TransportConfig } from './config.ts';
 import { MessageError } from './errors.ts';
@@ -21,28 +22,7 @@ export interface TrainJobData {
   readonly submittedAt: number;
 }
 
-/** What a running job reports through BullMQ progress (for `stride submit --follow` and other processes). */
-export interface JobProgress extends TaskMetrics {
-  readonly status: JobStatus;
-  /** Optimizer steps applied. */
-  readonly step: number;
-  readonly totalSteps: number;
-  readonly epoch?: number;
-  readonly epochProgress?: number;
-  /** Last step's mean training loss and accuracy. */
-  readonly loss?: number;
-  readonly accuracy?: number;
-  readonly imagesPerSec?: number;
-  /** Estimated time to the end (ms), from this run's average step time. */
-  readonly etaMs?: number;
-  /**
-   * Last evaluation: its task, loss and the task's metrics (see EvalMetrics: classification
-   * testAccuracy; localization testAccuracy, meanIoU, locAccuracy; detection mAP50; segmentation
-   * mIoU, pixelAccuracy).
-   */
-  readonly task?: TaskName;
-  readonly testLoss?: number;
-}
+export type { JobProgress } from '@stride/protocol';
 
 /** The evaluation fields of a `JobProgress`, taken from an evaluation (or a previous progress). */
 export function evalProgress(e: Partial<Pick<JobProgress, 'task' | 'testLoss' | 'testAccuracy' | 'meanIoU' | 'locAccuracy' | 'mAP50' | 'mIoU' | 'pixelAccuracy'>> | undefined): Partial<JobProgress> {

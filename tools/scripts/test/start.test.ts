@@ -1,8 +1,8 @@
 // The pieces of `npm start`: Redis probing, log prefixing, child supervision.
 import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
-import { parseRedisUrl, probeRedis } from '../src/redis-probe.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseRedisUrl, probeRedis, type ProbeResult } from '../src/redis-probe.ts';
 import { prefixLine, Supervisor } from '../src/supervisor.ts';
 
 const REDIS = parseRedisUrl(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -53,13 +53,24 @@ describe('probeRedis', () => {
   });
 
   it('times out on a server that never answers, and reports a non-Redis one', async () => {
-    server = createServer((socket) => socket.resume()); // reads and never answers
+    let received = '';
+    server = createServer((socket) => socket.on('data', (d: Buffer) => (received += d.toString('latin1')))); // reads and never answers
     await new Promise<void>((res) => server!.listen(0, '127.0.0.1', () => res()));
     const port = (server.address() as { port: number }).port;
-    const t0 = Date.now();
-    const r = await probeRedis({ host: '127.0.0.1', port }, 200);
-    expect(r).toEqual({ ok: false, reason: 'no answer within 200 ms' });
-    expect(Date.now() - t0).toBeLessThan(2_000);
+    // The probe's timer runs on a clock the test moves: it gives up at 200 ms, not before.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let r: ProbeResult | undefined;
+      const probe = probeRedis({ host: '127.0.0.1', port }, 200).then((result) => (r = result));
+      while (!received.includes('PING')) await new Promise((res) => setImmediate(res));
+      await vi.advanceTimersByTimeAsync(199);
+      expect(r).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1);
+      await probe;
+      expect(r).toEqual({ ok: false, reason: 'no answer within 200 ms' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('sends AUTH when the URL has a password, and reports the refusal', async () => {
@@ -151,10 +162,19 @@ describe('Supervisor', () => {
     const sup = new Supervisor(['stubborn'], { stdout, stderr, color: false, graceMs: 300 });
     const exit = sup.start({ name: 'stubborn', command: node, args: ['-e', 'process.on("SIGTERM", () => console.log("ignoring")); console.log("ready"); setInterval(() => {}, 1000)'] });
     while (!out().includes('ready')) await new Promise((r) => setTimeout(r, 20));
-    const t0 = Date.now();
-    await sup.stop();
-    expect(await exit).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
-    expect(err()).toContain('stubborn did not stop within 300 ms: killing it');
+    // The grace period runs on a clock the test moves: SIGTERM first, SIGKILL at 300 ms, not before.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const stopped = sup.stop();
+      while (!out().includes('ignoring')) await new Promise((r) => setImmediate(r));
+      await vi.advanceTimersByTimeAsync(299);
+      expect(err()).not.toContain('did not stop');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(err()).toContain('stubborn did not stop within 300 ms: killing it');
+      expect(await exit).toEqual({ code: null, signal: 'SIGKILL' });
+      await stopped;
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -1,4 +1,5 @@
 // One job: state and controls, live charts, workers, checkpoints, spec.
+import { datasetLabel, FINAL_STATES, hasTrainAccuracy, type EvalMetrics, type MetricName, type StepMetrics, type TaskName } from '@stride/protocol';
 import { ApiError, getJson, postJson } from '../ui/api.ts';
 import { LineChart } from '../ui/chart.ts';
 import { $, h, keepCase, progressBar, replace, setProgress, setText } from '../ui/dom.ts';
@@ -7,8 +8,8 @@ import { live } from '../ui/live.ts';
 import { MetricsSeries, smooth, type OtherRecord } from '../ui/metrics.ts';
 import { describeSpec, elapsedOf, progressOf } from '../ui/progress.ts';
 import { jobsStore, workersStore } from '../ui/store.ts';
-import { bestOf, datasetLabel, formatMetric, hasTrainAccuracy, metricInfo, primaryMetric, TASK_METRICS, taskOfJob } from '../ui/tasks.ts';
-import { FINAL_STATES, type Checkpoint, type EvalMetrics, type Job, type MetricName, type StepMetrics, type Task } from '../ui/types.ts';
+import { bestOf, formatMetric, metricInfo, primaryMetric, TASK_METRICS, taskOfJob } from '../ui/tasks.ts';
+import type { Checkpoint, Job } from '../ui/types.ts';
 
 const COLORS = {
   train: '#4f46e5',
@@ -26,7 +27,7 @@ const COLORS = {
 const METRIC_COLORS = ['#f97316', '#0d9488', '#db2777'];
 
 /** The title of the chart of a task's metrics. */
-const METRIC_CHART_TITLE: Record<Task, string> = {
+const METRIC_CHART_TITLE: Record<TaskName, string> = {
   classification: 'Accuracy',
   localization: 'Localization: accuracy and box IoU',
   detection: 'Detection: mAP@0.5 on the test split',
@@ -34,7 +35,7 @@ const METRIC_CHART_TITLE: Record<Task, string> = {
 };
 
 /** The chart of a task's metrics: train accuracy where the task has one, then each test metric. */
-function metricChart(task: Task): LineChart {
+function metricChart(task: TaskName): LineChart {
   const fmt = (v: number): string => pct(v);
   const train = hasTrainAccuracy(task)
     ? [
@@ -102,7 +103,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
     }),
   };
   // The metrics chart and the task's stats are drawn once the job (hence its task) is known.
-  let task: Task | undefined;
+  let task: TaskName | undefined;
   let accuracyChart: LineChart | undefined;
   const accuracyCard = h('div', { class: 'card metric-card' }, h('div', { class: 'chart-empty' }, 'loading…'));
   cleanups.push(() => {
@@ -151,7 +152,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
 
   // ---- the task: its stats and its metrics chart ----
   const metricStatClass = (key: MetricName): string => (key === 'testAccuracy' ? 'tacc' : `m-${key}`);
-  const setTask = (t: Task): void => {
+  const setTask = (t: TaskName): void => {
     if (t === task) return;
     task = t;
     const statsEl = $(root, '.stats');
@@ -309,7 +310,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
   // ---- metrics ----
   const series = new MetricsSeries();
   /** The best evaluation seen by the task's primary metric, when the record does not say (a running job). */
-  const bestOfEvals = (t: Task | undefined): { step: number; value: number } | undefined => {
+  const bestOfEvals = (t: TaskName | undefined): { step: number; value: number } | undefined => {
     if (!t) return undefined;
     const key = primaryMetric(t).key;
     let best: { step: number; value: number } | undefined;

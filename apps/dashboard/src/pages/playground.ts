@@ -9,13 +9,14 @@
 // threshold slider). Segmentation: the predicted mask as a coloured overlay, a colour per class,
 // with a legend and an opacity slider.
 import { decodeLocalization, decodeYolo, fromData, noGrad, softmax, type Detection, type Model, type Tensor } from '@stride/cnn';
+import type { TaskName } from '@stride/protocol';
 import { getBytes, getJson } from '../ui/api.ts';
 import { readCheckpoint, type LoadedCheckpoint } from '../ui/checkpoint.ts';
 import { h, progressBar, replace, setProgress } from '../ui/dom.ts';
 import { bytes, pct } from '../ui/format.ts';
 import { jobsStore } from '../ui/store.ts';
 import { formatMetric, metricInfo, normalizeBest, primaryMetric } from '../ui/tasks.ts';
-import type { Checkpoint, Job, Task } from '../ui/types.ts';
+import type { Checkpoint, Job } from '../ui/types.ts';
 import {
   aboveScore,
   argmaxMask,
@@ -74,7 +75,7 @@ function slider(id: string, label: string, min: number, max: number, step: numbe
   return { el: h('div', { class: 'slider' }, h('label', { for: id }, label), input, out), input };
 }
 
-const TASK_HINT: Record<Task, string> = {
+const TASK_HINT: Record<TaskName, string> = {
   classification: 'Draw a digit in the black square.',
   localization: 'Draw one digit anywhere in the black square, a quarter to half of its height, as in the training images.',
   detection: 'Draw one to four digits anywhere in the black square, each about a quarter of its height, as in the training images.',
@@ -136,13 +137,13 @@ export function playgroundPage(root: HTMLElement, _params: Record<string, string
   // ---- the mode: classification, or a vision task on a pad of the model's input size ----
   let loaded: LoadedCheckpoint | undefined;
   let loadSeq = 0;
-  let task: Task = 'classification';
+  let task: TaskName = 'classification';
   let pen = DIGIT_PEN;
   /** Vision: the model's input side (the pad is `side · scale` px). */
   let side = 28;
   const view = { score: 0.3, iou: 0.5, opacity: 0.6 };
 
-  const setMode = (t: Task, inputSide: number): void => {
+  const setMode = (t: TaskName, inputSide: number): void => {
     const vision = t !== 'classification';
     const px = vision ? padGeometry(inputSide).px : DIGIT_PAD;
     const changed = t !== task || px !== pad.width;

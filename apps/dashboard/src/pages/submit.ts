@@ -1,11 +1,12 @@
 // Submit form: the same rules as the engine's `normalizeJobSpec`, checked as the user types, and
 // the API's 400 messages shown next to the field they name.
+import type { JobSpec, TaskName } from '@stride/protocol';
 import { ApiError, getJson, postJson } from '../ui/api.ts';
 import { h, replace } from '../ui/dom.ts';
 import { go } from '../ui/nav.ts';
 import { jobsStore } from '../ui/store.ts';
 import { modelsForTask, suggestedModel, taskOfDataset } from '../ui/tasks.ts';
-import type { ApiConfig, Job, JobSpec, Task } from '../ui/types.ts';
+import type { ApiConfig, Job } from '../ui/types.ts';
 
 /** One line on each zoo model, for the hint under the model field. */
 const MODEL_NOTES: Readonly<Record<string, string>> = {
@@ -22,7 +23,7 @@ const MODEL_NOTES: Readonly<Record<string, string>> = {
 };
 
 /** What a job on a dataset of each task learns and reports. */
-const TASK_NOTES: Readonly<Record<Task, string>> = {
+const TASK_NOTES: Readonly<Record<TaskName, string>> = {
   classification: 'Classification: one class per image; test accuracy.',
   localization: 'Localization: the class and the box of the one digit; localization accuracy (class right, IoU ≥ 0.5) and mean IoU.',
   detection: 'Detection: every digit’s class and box; mAP@0.5.',
@@ -33,7 +34,7 @@ const TASK_NOTES: Readonly<Record<Task, string>> = {
 export interface DatasetChoice {
   name: string;
   label: string;
-  task: Task;
+  task: TaskName;
 }
 
 /** The API's dataset table as choices: the name, a label saying the task and input size, the task. */
@@ -50,7 +51,7 @@ export function datasetChoices(datasets: ApiConfig['datasets']): DatasetChoice[]
  * The model options for a dataset's task: the zoo models that suit it (the suggested first) and,
  * apart, the others. `current` stays selected when it suits; otherwise the suggested model is.
  */
-export function modelChoices(task: Task, zoo: readonly string[], current: string): { suited: string[]; others: string[]; selected: string } {
+export function modelChoices(task: TaskName, zoo: readonly string[], current: string): { suited: string[]; others: string[]; selected: string } {
   const suited = modelsForTask(task, zoo);
   const others = zoo.filter((m) => !suited.includes(m));
   const selected = suited.includes(current) ? current : (suggestedModel(task, zoo) ?? current);
@@ -296,7 +297,7 @@ export function submitPage(root: HTMLElement): () => void {
     describeModel(task);
     validate();
   };
-  const describeModel = (task: Task): void => {
+  const describeModel = (task: TaskName): void => {
     const m = fields.model.control.value;
     const suits = modelsForTask(task, zoo).includes(m);
     modelHint.textContent = `${MODEL_NOTES[m] ?? ''}${suits || !m ? '' : ` Not made for ${task}: the coordinator will likely refuse it.`}`.trim() || ' ';

@@ -8,7 +8,7 @@
 // What the playground takes from the meta besides the model — the input normalization and the
 // class names — is checked against the model before anything is drawn with it.
 import { buildModel, decodeNamedArrays, loadNamedArrays, YOLO_BOX_CHANNELS, type Model, type NamedArray } from '@stride/cnn';
-import type { CheckpointMeta, Task } from './types.ts';
+import type { CheckpointMeta, TaskName } from '@stride/protocol';
 import { taskOfCheckpoint } from './vision.ts';
 
 const MAGIC = 'STRDCKPT';
@@ -137,7 +137,7 @@ export async function readCheckpoint(bytes: Uint8Array, source: string): Promise
 }
 
 /** How many class names fit a model of `task` with output `out` (per sample). */
-function classNameCounts(task: Task, out: readonly number[]): number[] {
+function classNameCounts(task: TaskName, out: readonly number[]): number[] {
   const k = out[0] ?? 0;
   if (task === 'localization') return [k - 4]; // [K + 4]: the class logits, then the box
   if (task === 'detection') return [k - YOLO_BOX_CHANNELS]; // [5 + K, S, S]

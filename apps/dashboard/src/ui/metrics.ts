@@ -1,6 +1,6 @@
 // A job's metrics as the charts need them: step and eval records in order, joined on one x axis.
+import type { EvalMetrics, StepMetrics } from '@stride/protocol';
 import type { ChartData } from './chart.ts';
-import type { EvalMetrics, StepMetrics } from './types.ts';
 
 /** A metrics record of a kind the charts do not draw (`{ type: 'skip', step, reason }`, or newer kinds). */
 export type OtherRecord = { readonly type: string } & Readonly<Record<string, unknown>>;

@@ -1,6 +1,6 @@
 // How far a job is, in the words of the views: steps, epoch, ETA, throughput.
+import { datasetLabel } from '@stride/protocol';
 import { duration, num } from './format.ts';
-import { datasetLabel } from './tasks.ts';
 import type { Job } from './types.ts';
 
 export interface Progress {

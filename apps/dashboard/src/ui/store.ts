@@ -1,9 +1,10 @@
 // Client-side state shared by the views: the jobs and the workers, loaded once over HTTP and
 // kept current by the live event stream. Every (re)connection of the stream refetches, since
 // events sent while the browser was disconnected are not replayed.
+import { FINAL_STATES, type MetricName } from '@stride/protocol';
 import { ApiError, getJson } from './api.ts';
 import { live } from './live.ts';
-import { FINAL_STATES, type EvalEvent, type Job, type MetricName, type StepEvent, type Worker } from './types.ts';
+import type { EvalEvent, Job, StepEvent, Worker } from './types.ts';
 
 const METRIC_NAMES: readonly MetricName[] = ['testAccuracy', 'meanIoU', 'locAccuracy', 'mAP50', 'mIoU', 'pixelAccuracy'];
 

@@ -1,37 +1,31 @@
 // The four vision tasks as the views see them: which task a job or a dataset is, which zoo models
 // suit it, and which metrics it reports (names, labels, the primary one the charts and lists show).
+import { TASKS, type DatasetRef, type EvalMetrics, type MetricName, type StoredBest, type TaskMetrics, type TaskName } from '@stride/protocol';
 import { pct } from './format.ts';
-import type { BestEval, DatasetRef, EvalMetrics, Job, MetricName, Task, TaskMetrics } from './types.ts';
-
-export const TASKS: readonly Task[] = ['classification', 'localization', 'detection', 'segmentation'];
+import type { Job } from './types.ts';
 
 /** The generated vision datasets and their task (libs/data `GENERATED_DATASET_NAMES`). */
-const DATASET_TASKS: Readonly<Record<string, Task>> = {
+const DATASET_TASKS: Readonly<Record<string, TaskName>> = {
   'mnist-localization': 'localization',
   'mnist-detection': 'detection',
   'mnist-segmentation': 'segmentation',
 };
 
-const isTask = (v: unknown): v is Task => typeof v === 'string' && (TASKS as readonly string[]).includes(v);
+const isTask = (v: unknown): v is TaskName => typeof v === 'string' && (TASKS as readonly string[]).includes(v);
 
 /** The task of a dataset: what the API's dataset table says, else the generated sets' names, else classification (user sources too). */
-export function taskOfDataset(dataset: DatasetRef, declared?: unknown): Task {
+export function taskOfDataset(dataset: DatasetRef, declared?: unknown): TaskName {
   if (isTask(declared)) return declared;
   return (typeof dataset === 'string' ? DATASET_TASKS[dataset] : undefined) ?? 'classification';
 }
 
-/** A short label of a spec's dataset (libs/engine `datasetLabel`): `mnist`, `image-folder:pets`, `cifar10:cifar`. */
-export function datasetLabel(dataset: DatasetRef): string {
-  return typeof dataset === 'string' ? dataset : `${dataset.type}:${dataset.path}`;
-}
-
 /** The task of a job: its spec's, else its dataset's; old records are classification. */
-export function taskOfJob(job: Pick<Job, 'spec'>): Task {
+export function taskOfJob(job: Pick<Job, 'spec'>): TaskName {
   return taskOfDataset(job.spec.dataset, job.spec.task);
 }
 
 /** Zoo models made for a task, best first. Every other zoo model is a classifier. */
-const TASK_MODELS: Readonly<Record<Exclude<Task, 'classification'>, readonly string[]>> = {
+const TASK_MODELS: Readonly<Record<Exclude<TaskName, 'classification'>, readonly string[]>> = {
   localization: ['localizer'],
   detection: ['yolo'],
   segmentation: ['unet'],
@@ -39,14 +33,14 @@ const TASK_MODELS: Readonly<Record<Exclude<Task, 'classification'>, readonly str
 const VISION_MODELS = new Set(Object.values(TASK_MODELS).flat());
 
 /** The zoo models (of `zoo`, in its order) that suit `task`, the suggested one first. */
-export function modelsForTask(task: Task, zoo: readonly string[]): string[] {
+export function modelsForTask(task: TaskName, zoo: readonly string[]): string[] {
   if (task === 'classification') return zoo.filter((m) => !VISION_MODELS.has(m));
   const preferred = TASK_MODELS[task];
   return preferred.filter((m) => zoo.includes(m));
 }
 
 /** The model to preselect for a task: LeNet-5 for classification when there, else the first that suits. */
-export function suggestedModel(task: Task, zoo: readonly string[]): string | undefined {
+export function suggestedModel(task: TaskName, zoo: readonly string[]): string | undefined {
   const fit = modelsForTask(task, zoo);
   if (task === 'classification' && fit.includes('lenet5')) return 'lenet5';
   return fit[0];
@@ -70,7 +64,7 @@ const METRICS: Readonly<Record<MetricName, MetricInfo>> = {
 };
 
 /** The metrics a task's evaluations carry (besides the loss), the primary one first. */
-export const TASK_METRICS: Readonly<Record<Task, readonly MetricName[]>> = {
+export const TASK_METRICS: Readonly<Record<TaskName, readonly MetricName[]>> = {
   classification: ['testAccuracy'],
   localization: ['locAccuracy', 'meanIoU', 'testAccuracy'],
   detection: ['mAP50'],
@@ -82,13 +76,8 @@ export function metricInfo(key: MetricName): MetricInfo {
 }
 
 /** The metric the job's best checkpoint is chosen by, and the lists and charts lead with. */
-export function primaryMetric(task: Task): MetricInfo {
+export function primaryMetric(task: TaskName): MetricInfo {
   return METRICS[TASK_METRICS[task][0]];
-}
-
-/** True when the training steps of a task report a meaningful accuracy (classification, localization's class). */
-export function hasTrainAccuracy(task: Task): boolean {
-  return task === 'classification' || task === 'localization';
 }
 
 /** Metric values are fractions: shown as percentages. */
@@ -97,9 +86,10 @@ export function formatMetric(v: number | undefined | null): string {
 }
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isMetric = (v: unknown): v is MetricName => typeof v === 'string' && Object.hasOwn(METRICS, v);
 
 /** The task of an evaluation record (older records have none: classification). */
-export function taskOfEval(e: Pick<EvalMetrics, 'task'>, fallback: Task = 'classification'): Task {
+export function taskOfEval(e: Pick<EvalMetrics, 'task'>, fallback: TaskName = 'classification'): TaskName {
   return isTask(e.task) ? e.task : fallback;
 }
 
@@ -113,9 +103,9 @@ export function metricValue(key: MetricName, ...sources: (TaskMetrics | undefine
 }
 
 /** The best evaluation as `{ step, metric, value }`, from the new record or an old `{ step, testAccuracy }`. */
-export function normalizeBest(best: BestEval | undefined | null): { step: number; metric: MetricName; value: number } | undefined {
+export function normalizeBest(best: StoredBest | undefined | null): { step: number; metric: MetricName; value: number } | undefined {
   if (!best || !Number.isSafeInteger(best.step)) return undefined;
-  if (best.metric && best.metric in METRICS && finite(best.value)) return { step: best.step, metric: best.metric, value: best.value };
+  if (isMetric(best.metric) && finite(best.value)) return { step: best.step, metric: best.metric, value: best.value };
   if (finite(best.testAccuracy)) return { step: best.step, metric: 'testAccuracy', value: best.testAccuracy };
   return undefined;
 }

@@ -5,15 +5,15 @@
 // Boxes follow @stride/cnn's convention (vision/box.ts): centre and size as fractions of the image
 // side, `{ cx, cy, w, h }`, so one box is drawn the same on the 64×64 input and on the 320-px pad.
 import type { Box, Detection } from '@stride/cnn';
+import type { CheckpointMeta, TaskName } from '@stride/protocol';
 import { inkFromRgba, resizeArea, type RgbaImage } from '../preprocess.ts';
 import { taskOfDataset } from './tasks.ts';
-import type { CheckpointMeta, Task } from './types.ts';
 
 /** Zoo models made for one task, by their spec's name. */
-const MODEL_TASKS: Readonly<Record<string, Task>> = { localizer: 'localization', yolo: 'detection', unet: 'segmentation' };
+const MODEL_TASKS: Readonly<Record<string, TaskName>> = { localizer: 'localization', yolo: 'detection', unet: 'segmentation' };
 
 /** The task a checkpoint's model was trained for: its spec's, its dataset's, else its zoo model's. */
-export function taskOfCheckpoint(meta: Pick<CheckpointMeta, 'spec' | 'modelSpec'>): Task {
+export function taskOfCheckpoint(meta: Pick<CheckpointMeta, 'spec' | 'modelSpec'>): TaskName {
   const spec = meta.spec as { task?: unknown; dataset?: unknown } | undefined;
   const dataset = typeof spec?.dataset === 'string' ? spec.dataset : '';
   const task = taskOfDataset(dataset, spec?.task);

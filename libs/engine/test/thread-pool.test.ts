@@ -9,7 +9,7 @@ describe('ThreadPool', () => {
   afterAll(() => pool.close());
 
   it('runs requests on threads with the pool data, in parallel, and broadcasts', async () => {
-    await Promise.all([pool.run({ op: 'echo', value: 0 }), pool.run({ op: 'echo', value: 0 })]); // both threads up
+    await Promise.all([pool.runOn(0, { op: 'echo', value: 0 }), pool.runOn(1, { op: 'echo', value: 0 })]); // both threads up
     const replies = await Promise.all([1, 2, 3, 4].map((value) => pool.run({ op: 'echo', value })));
     expect(replies.map((r) => r.value)).toEqual([1, 2, 3, 4]);
     expect(replies[0].tag).toBe('x');

@@ -221,7 +221,10 @@ function printTable(rows: Row[]): void {
   }
   const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   for (const l of lines) process.stdout.write(`${l.map((cell, c) => cell.padEnd(widths[c])).join('  ')}\n`);
-  process.stdout.write(`load average (1 min) now ${loadavg()[0].toFixed(2)}; Stride within 1.5 points of PyTorch or better: ${rows.every((r) => r.withinTolerance !== false) ? 'yes' : 'NO'}\n`);
+  const judged = rows.filter((r) => r.withinTolerance !== undefined);
+  const verdict = judged.length === 0 ? 'not judged (a side is missing)' : judged.every((r) => r.withinTolerance) ? 'yes' : 'NO';
+  const missing = rows.length - judged.length;
+  process.stdout.write(`load average (1 min) now ${loadavg()[0].toFixed(2)}; Stride within 1.5 points of PyTorch or better: ${verdict}${judged.length > 0 && missing > 0 ? ` (${missing} comparison${missing === 1 ? '' : 's'} missing a side)` : ''}\n`);
 }
 
 async function main(): Promise<void> {

@@ -231,8 +231,10 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const rows: Row[] = [];
   for (const comparison of o.tasks) {
-    const spec = jobSpecOf(comparison, o.overrides);
     const dir = join(CACHE, o.tasks.length === 1 && o.runName ? o.runName : comparison);
+    // `--table` describes the runs as they were made: their kept spec, not today's defaults.
+    const kept = o.table ? await readFile(join(dir, 'spec.json'), 'utf8').then((t) => normalizeJobSpec(JSON.parse(t) as JobSpecInput), () => undefined) : undefined;
+    const spec = kept ?? jobSpecOf(comparison, o.overrides);
     if (!o.table) {
       const exported = await exportRun(spec, dir, join(CACHE, 'data'));
       process.stderr.write(`compare ${comparison}: ${spec.name}, ${exported.totalSteps} steps of ${spec.batchSize} in ${spec.shards} shards; files in ${dir}\n`);

@@ -2,6 +2,8 @@
 export type { Param, NamedArray, Pair, LayerSpec, ModelSpec, ModelInit } from './types.ts';
 export { createRng, deriveSeed } from './rng.ts';
 export type { Rng } from './rng.ts';
+export { setProfiler } from './profile.ts';
+export type { Profiler, ProfilePhase } from './profile.ts';
 export { Tensor, tensor, fromData, zeros, ones, noGrad, isGradEnabled } from './tensor.ts';
 export type { TensorOptions } from './tensor.ts';
 export { ShapeError } from './assert.ts';

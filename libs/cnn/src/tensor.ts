@@ -12,6 +12,7 @@
 // after `loss.backward()` every `model.params[i].grad` holds the gradient with no copy.
 
 import { assert, fmt } from './assert.ts';
+import { type ProfileTag, activeProfiler, profileTag } from './profile.ts';
 import type { Param } from './types.ts';
 
 export interface TensorOptions {
@@ -68,6 +69,8 @@ export class Tensor {
   private backwardFn: BackwardFn | null = null;
   /** Gradient of a non-leaf during one backward pass. */
   private pending: Float32Array | null = null;
+  /** The model node that recorded this tensor's backward, when a profiler was installed. */
+  private tag: ProfileTag | null = null;
 
   /** Wraps `data` (no copy). Prefer `tensor()`, `fromData()` or `zeros()`. */
   constructor(data: Float32Array, shape: readonly number[], opts: TensorOptions = {}) {
@@ -132,7 +135,7 @@ export class Tensor {
       if (this.grad === null) this.grad = new Tensor(new Float32Array(this.data.length), this.shape);
       return this.grad.data;
     }
-    if (this.pending === null) this.pending = new Float32Array(this.data.length);
+    if (this.pending === null) this.pending = pooledZeros(this.data.length);
     return this.pending;
   }
 
@@ -155,6 +158,7 @@ export class Tensor {
     this.inputs = inputs;
     this.backwardFn = fn;
     this.requiresGrad = true;
+    this.tag = profileTag();
   }
 
   /**
@@ -174,13 +178,22 @@ export class Tensor {
     const order = topoSort(this);
     const sink = this.gradSink();
     for (let i = 0; i < seed.length; i++) sink[i] += seed[i];
+    const profiler = activeProfiler();
     // Reverse topological order: every consumer has added its share before a node runs.
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
       const g = t.pending;
       if (t.backwardFn === null || g === null) continue;
       t.pending = null;
-      t.backwardFn(g);
+      if (profiler === null || t.tag === null) {
+        t.backwardFn(g);
+      } else {
+        const t0 = profiler.now();
+        t.backwardFn(g);
+        profiler.add(t.tag.node, t.tag.kind, 'backward', profiler.now() - t0);
+      }
+      // The gradient is spent, unless an input took it over (`takeGrad`): later gradients reuse it.
+      if (!t.parents.some((p) => p.pending === g)) recycle(g);
     }
   }
 
@@ -188,6 +201,31 @@ export class Tensor {
   get parents(): readonly Tensor[] {
     return this.inputs ?? [];
   }
+}
+
+/**
+ * Spent gradient buffers of non-leaf tensors by length, reused by `gradSink` (zeroed) in later
+ * backward passes of this thread: a training step then allocates no gradient buffers after the
+ * first, and the garbage collector has that much less to do. At most POOL_MAX_BYTES are kept.
+ */
+const gradPool = new Map<number, Float32Array[]>();
+const POOL_MAX_BYTES = 64 << 20;
+let pooledBytes = 0;
+
+function pooledZeros(length: number): Float32Array {
+  const buf = gradPool.get(length)?.pop();
+  if (buf === undefined) return new Float32Array(length);
+  pooledBytes -= buf.byteLength;
+  return buf.fill(0);
+}
+
+function recycle(buf: Float32Array): void {
+  // Only whole buffers of their own (not views into another array) are reused.
+  if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+  let list = gradPool.get(buf.length);
+  if (list === undefined) gradPool.set(buf.length, (list = []));
+  list.push(buf);
+  pooledBytes += buf.byteLength;
 }
 
 /** Post-order of the graph below `root` restricted to tensors requiring grad, without recursion. */

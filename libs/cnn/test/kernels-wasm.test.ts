@@ -1,5 +1,5 @@
 // The WebAssembly SIMD kernels against the JS reference kernels: GEMM in all transpose and
-// accumulate cases on awkward sizes, the stride-1 convolutions against the direct loops, ReLU /
+// accumulate cases on awkward sizes, the convolutions (strided too) against the direct loops, ReLU /
 // pooling / bias gradient bit for bit against the JS loops, bit-reproducibility (repeated calls,
 // another thread), and a whole LeNet-5 step with the backend on and off.
 import { Worker } from 'node:worker_threads';
@@ -104,17 +104,18 @@ describe('WebAssembly sgemm against the triple loop', () => {
   });
 });
 
-function dims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number): Conv2dDims {
+function dims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number, stride: [number, number] = [1, 1]): Conv2dDims {
   const [kh, kw] = k;
   const [padH, padW] = pad;
+  const [strideH, strideW] = stride;
   return {
-    n, cIn, h, w, cOut, kh, kw, strideH: 1, strideW: 1, padH, padW, dilH: 1, dilW: 1, groups,
-    outH: convOutSize(h, kh, 1, padH, 1),
-    outW: convOutSize(w, kw, 1, padW, 1),
+    n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH: 1, dilW: 1, groups,
+    outH: convOutSize(h, kh, strideH, padH, 1),
+    outW: convOutSize(w, kw, strideW, padW, 1),
   };
 }
 
-describe('WebAssembly stride-1 convolutions against the direct reference', () => {
+describe('WebAssembly convolutions against the direct reference', () => {
   const rng = createRng(32);
   const cases: [string, Conv2dDims][] = [
     ['LeNet conv1: 1→6 channels, 5x5, padding 2, 28x28', dims(3, 1, 28, 28, 6, [5, 5], [2, 2], 1)],
@@ -126,6 +127,11 @@ describe('WebAssembly stride-1 convolutions against the direct reference', () =>
     ['kernel as large as the input, 12 output channels', dims(2, 2, 5, 5, 12, [5, 5], [0, 0], 1)],
     ['groups 2, 4→6 channels, 2x4 kernel (kw = MR: scattered input gradient), padding (1, 3), 9x11', dims(2, 4, 9, 11, 6, [2, 4], [1, 3], 2)],
     ['7x7 kernel, padding 3, 3→5 channels, 10x13', dims(2, 3, 10, 13, 5, [7, 7], [3, 3], 1)],
+    ['pointwise 1x1, 6→3 channels (input gradient by the flipped filter), 7x9', dims(2, 6, 7, 9, 3, [1, 1], [0, 0], 1)],
+    ['3x3 padding 1, 4→16 channels (input gradient through the column matrix), 12x12', dims(2, 4, 12, 12, 16, [3, 3], [1, 1], 1)],
+    ['stride 2, 3x3 padding 1, 5→6 channels (the im2col path), 13x11', dims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
+    ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6 channels, 14x15', dims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
+    ['pointwise 1x1 stride 2 (a shortcut projection), 6→10 channels, 9x9', dims(2, 6, 9, 9, 10, [1, 1], [0, 0], 1, [2, 2])],
   ];
   for (const [title, d] of cases) {
     it(`${title}: forward (with and without accumulate), backward input, weight, bias`, () => {

@@ -1,4 +1,6 @@
 // `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]]`
+// `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
+// per-op profile of the zoo's vision models (zoo.ts).
 //
 // Stride's benchmark suite on this machine:
 //   - GEMM and convolution kernels in GFLOP/s per core (WebAssembly SIMD and JS), % of fp32 peak;
@@ -24,6 +26,7 @@ import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
 import { type EngineRun, type Schedule, inferOneThread, trainLocal, trainOneThread } from './training.ts';
+import { formatZooProfile, profileZoo } from './zoo.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -38,11 +41,31 @@ const { values: opts } = parseArgs({
     tta: { type: 'boolean', default: false },
     'tta-local': { type: 'boolean', default: false },
     'tta-reps': { type: 'string', default: '1' },
+    zoo: { type: 'boolean', default: false },
+    'zoo-models': { type: 'string' },
+    'zoo-steps': { type: 'string', default: '5' },
+    'zoo-compare': { type: 'string' },
   },
   strict: true,
 });
 const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be an integer >= 1, got ${opts.reps}`);
+
+if (opts.zoo) {
+  const steps = Number(opts['zoo-steps']);
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`--zoo-steps must be an integer >= 1, got ${opts['zoo-steps']}`);
+  const profiles = await profileZoo({
+    cases: opts['zoo-models']?.split(','),
+    steps,
+    warmup: Math.max(2, steps),
+    rounds: reps,
+    compareDir: opts['zoo-compare'],
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  if (opts.json) process.stdout.write(`${JSON.stringify(profiles)}\n`);
+  else console.log(formatZooProfile(profiles).join('\n'));
+  process.exit(0);
+}
 
 const TRAIN: Schedule = opts.quick ? { warmup: 10, stepsPerWindow: 10, windows: 3 } : { warmup: 20, stepsPerWindow: 20, windows: 5 };
 const INFER: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 5, windows: 3 } : { warmup: 5, stepsPerWindow: 10, windows: 5 };

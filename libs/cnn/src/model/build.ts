@@ -7,6 +7,7 @@
 
 import { assert, fmt } from '../assert.ts';
 import * as F from '../ops/index.ts';
+import { activeProfiler, setProfileTag } from '../profile.ts';
 import type { Rng } from '../rng.ts';
 import { Tensor } from '../tensor.ts';
 import type { ModelSpec, Param } from '../types.ts';
@@ -79,6 +80,11 @@ class GraphModel implements Model {
    * that alone reads that) by `F.conv2dRelu`: the last node of the chain, whose output it is.
    */
   private readonly fused = new Map<string, { last: string; pool: boolean }>();
+  /**
+   * batchNorm2d nodes computed together with the ReLU / leaky ReLU (slope ≥ 0) that alone reads
+   * them by `F.batchNorm2dRelu`: the activation node, whose output it is, and its slope.
+   */
+  private readonly actChains = new Map<string, { last: string; slope: number }>();
   /** The ReLU and pooling nodes of those chains. */
   private readonly fusedAway = new Set<string>();
 
@@ -126,6 +132,15 @@ class GraphModel implements Model {
       this.fused.set(node.name, { last: last.name, pool: pool2x2 });
       this.fusedAway.add(act.name);
       if (pool2x2) this.fusedAway.add(last.name);
+    }
+    for (const node of plan.nodes) {
+      if (node.layer.type !== 'batchNorm2d') continue;
+      const act = soleReader(node.name)?.layer;
+      const slope = act?.type === 'relu' ? 0 : act?.type === 'leakyRelu' ? act.negativeSlope : -1;
+      if (slope < 0) continue;
+      const last = soleReader(node.name)!.name;
+      this.actChains.set(node.name, { last, slope });
+      this.fusedAway.add(last);
     }
   }
 
@@ -186,9 +201,19 @@ class GraphModel implements Model {
       // Every activation wanted: no fused chains, so each node's own output exists.
       if (!keepAll && this.fusedAway.has(node.name)) return;
       const chain = keepAll ? undefined : this.fused.get(node.name);
+      const act = keepAll ? undefined : this.actChains.get(node.name);
       const xs = node.inputs.map((n) => values.get(n)!);
-      const out = chain === undefined ? this.evalNode(node, xs, training, opts.rng) : this.evalFused(node, xs[0], chain.pool);
-      values.set(chain?.last ?? node.name, out);
+      const profiler = activeProfiler();
+      const kind = chain !== undefined ? `${node.layer.type}+relu${chain.pool ? '+pool' : ''}` : act !== undefined ? `${node.layer.type}+${act.slope === 0 ? 'relu' : 'leakyRelu'}` : node.layer.type;
+      const t0 = profiler === null ? 0 : profiler.now();
+      if (profiler !== null) setProfileTag({ node: node.name, kind });
+      const out =
+        chain !== undefined ? this.evalFused(node, xs[0], chain.pool) : act !== undefined ? this.evalAct(node, xs, training, act.slope) : this.evalNode(node, xs, training, opts.rng);
+      if (profiler !== null) {
+        setProfileTag(null);
+        profiler.add(node.name, kind, 'forward', profiler.now() - t0);
+      }
+      values.set(chain?.last ?? act?.last ?? node.name, out);
       if (keepAll) activations.set(node.name, out);
       if (!keepAll) for (const inp of node.inputs) if (lastUse.get(inp) === i && inp !== this.plan.output) values.delete(inp);
     });
@@ -210,6 +235,19 @@ class GraphModel implements Model {
     const p = (suffix: string): string => `${node.name}.${suffix}`;
     const opts = { stride: layer.stride, padding: layer.padding, dilation: layer.dilation, groups: layer.groups };
     return F.conv2dRelu(x, this.leaf(p('weight')), this.optionalLeaf(p('bias'), layer.bias), opts, pool);
+  }
+
+  /** The options of batchNorm2d node `node`, with its running statistics. */
+  private bnOptions(node: NodePlan, training: boolean): F.BatchNorm2dOptions {
+    const layer = node.layer;
+    assert(layer.type === 'batchNorm2d', () => `${this.label}: ${node.name} (${layer.type}) is not a batchNorm2d`);
+    const p = (suffix: string): Float32Array => this.byName.get(`${node.name}.${suffix}`)!.data;
+    return { training, eps: layer.eps, momentum: layer.momentum, runningMean: p('running_mean'), runningVar: p('running_var') };
+  }
+
+  /** batchNorm2d node → ReLU / leaky ReLU in one op. */
+  private evalAct(node: NodePlan, xs: Tensor[], training: boolean, slope: number): Tensor {
+    return F.batchNorm2dRelu(xs[0], this.leaf(`${node.name}.weight`), this.leaf(`${node.name}.bias`), this.bnOptions(node, training), slope);
   }
 
   private evalNode(node: NodePlan, xs: Tensor[], training: boolean, rng: Rng | undefined): Tensor {
@@ -241,13 +279,7 @@ class GraphModel implements Model {
       case 'globalAvgPool2d':
         return F.globalAvgPool2d(x);
       case 'batchNorm2d':
-        return F.batchNorm2d(x, this.leaf(p('weight')), this.leaf(p('bias')), {
-          training,
-          eps: layer.eps,
-          momentum: layer.momentum,
-          runningMean: this.byName.get(p('running_mean'))!.data,
-          runningVar: this.byName.get(p('running_var'))!.data,
-        });
+        return F.batchNorm2d(x, this.leaf(p('weight')), this.leaf(p('bias')), this.bnOptions(node, training));
       case 'relu':
         return F.relu(x);
       case 'leakyRelu':

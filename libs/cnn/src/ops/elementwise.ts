@@ -3,7 +3,7 @@
 import { assert, assertRange, fmt } from '../assert.ts';
 import type { Rng } from '../rng.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
-import { reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
+import { leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
 
 /** Applies `f` element-wise; backward multiplies by `df(x, y)` (y = f(x)). */
 function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) => number): Tensor {
@@ -27,7 +27,7 @@ function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) =
 function rectify(x: Tensor, slope: number): Tensor {
   const src = x.data;
   const data = new Float32Array(src.length);
-  if (slope !== 0 || !reluWasm(src, data)) {
+  if (!(slope === 0 ? reluWasm(src, data) : leakyReluWasm(src, data, slope))) {
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
       data[i] = v > 0 ? v : slope === 0 ? 0 : v * slope;
@@ -37,7 +37,7 @@ function rectify(x: Tensor, slope: number): Tensor {
   if (tracking(x)) {
     record(out, [x], (g) => {
       const gx = x.gradSink();
-      if (slope === 0 && reluBackwardWasm(src, g, gx)) return;
+      if (slope === 0 ? reluBackwardWasm(src, g, gx) : leakyReluBackwardWasm(src, g, gx, slope)) return;
       for (let i = 0; i < g.length; i++) gx[i] += src[i] > 0 ? g[i] : g[i] * slope;
     });
   }
@@ -155,10 +155,11 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
           if (kind === 2) for (let i = 0; i < g.length; i++) ga[i] += g[i] * B[i];
           else for (let i = 0; i < g.length; i++) ga[i] += g[i];
         }
-        if (b.requiresGrad) {
+        // For a sum, b's gradient is g itself: b takes the buffer (read above, nothing else uses it).
+        if (b.requiresGrad && kind === 0) b.takeGrad(g);
+        else if (b.requiresGrad) {
           const gb = b.gradSink();
-          if (kind === 0) for (let i = 0; i < g.length; i++) gb[i] += g[i];
-          else if (kind === 1) for (let i = 0; i < g.length; i++) gb[i] -= g[i];
+          if (kind === 1) for (let i = 0; i < g.length; i++) gb[i] -= g[i];
           else for (let i = 0; i < g.length; i++) gb[i] += g[i] * A[i];
         }
       });

@@ -11,7 +11,7 @@ export { reshape, flatten, concat } from './shape.ts';
 export { sum, mean } from './reduce.ts';
 export { linear } from './linear.ts';
 export { softmax, logSoftmax } from './softmax.ts';
-export { batchNorm2d } from './norm.ts';
+export { batchNorm2d, batchNorm2dRelu } from './norm.ts';
 export type { BatchNorm2dOptions } from './norm.ts';
 export { crossEntropy, mse, binaryCrossEntropyWithLogits } from './loss.ts';
 export type { Reduction, LossOptions, BceOptions } from './loss.ts';

@@ -3,8 +3,8 @@
 
 import { assert, assertRange, fmt } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
+import { softmaxWasm } from '../kernels/wasm/softmax.ts';
 import { sigmoidScalar } from './elementwise.ts';
-import { logSoftmaxKernel } from './softmax.ts';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -37,35 +37,57 @@ export function crossEntropy(logits: Tensor, labelsIn: ArrayLike<number>, opts: 
   const labelShape = [n, ...logits.shape.slice(2)];
   assert(labelsIn.length === rows, () => `${op}: ${labelsIn.length} labels for logits ${fmt(logits.shape)}, expected ${rows} (shape ${fmt(labelShape)})`);
   const labels = Int32Array.from(labelsIn); // a copy: the caller may reuse its buffer before backward
-  const logp = new Float32Array(logits.numel);
-  logSoftmaxKernel(logits.data, logp, n, c, inner);
+  // Per position: the softmax, kept for backward, and the max-shifted log-sum-exp: the loss is
+  // −f32(z_y − lse), as log-softmax gives it.
+  const z = logits.data;
+  const prob = new Float32Array(logits.numel);
+  const max = new Float64Array(rows);
+  const sum = new Float64Array(rows);
+  if (!softmaxWasm(z, prob, n, c, inner, max, sum)) softmaxRows(z, prob, n, c, inner, max, sum);
   const losses = new Float64Array(rows);
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < inner; i++) {
-      const y = labelsIn[b * inner + i];
-      assertRange(Number.isInteger(y) && y >= 0 && y < c, () => `${op}: label ${y} at index ${b * inner + i} is not a class in [0, ${c})`);
-      losses[b * inner + i] = -logp[(b * c + y) * inner + i];
-    }
+  for (let r = 0; r < rows; r++) {
+    const y = labels[r];
+    if (!(y >= 0 && y < c && y === labelsIn[r])) assertRange(false, () => `${op}: label ${labelsIn[r]} at index ${r} is not a class in [0, ${c})`);
+    const b = Math.floor(r / inner);
+    losses[r] = -Math.fround(z[(b * c + y) * inner + (r - b * inner)] - (max[r] + Math.log(sum[r])));
   }
   const { out, weight } = reduceLoss(op, losses, labelShape, opts.reduction ?? 'mean');
   if (tracking(logits)) {
     // d/dz = w · (softmax(z) − onehot(y))
     record(out, [logits], (g) => {
       const gz = logits.gradSink();
+      const w = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) w[r] = weight(g, r);
       for (let b = 0; b < n; b++) {
-        for (let i = 0; i < inner; i++) {
-          const r = b * inner + i;
-          const w = weight(g, r);
-          const y = labels[r];
-          for (let k = 0; k < c; k++) {
-            const e = (b * c + k) * inner + i;
-            gz[e] += w * (Math.exp(logp[e]) - (k === y ? 1 : 0));
-          }
+        const r0 = b * inner;
+        for (let k = 0; k < c; k++) {
+          const e0 = (b * c + k) * inner;
+          for (let i = 0; i < inner; i++) gz[e0 + i] += w[r0 + i] * (prob[e0 + i] - (k === labels[r0 + i] ? 1 : 0));
         }
       }
     });
   }
   return out;
+}
+
+/**
+ * Softmax of z [n, c, inner] along c into prob, with each position's max and Σ exp(z − max) (in
+ * class order, float64) into max and sum.
+ */
+function softmaxRows(z: Float32Array, prob: Float32Array, n: number, c: number, inner: number, max: Float64Array, sum: Float64Array): void {
+  const ex = new Float64Array(c);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < inner; i++) {
+      const base = b * c * inner + i;
+      let m = -Infinity;
+      for (let k = 0, e = base; k < c; k++, e += inner) if (z[e] > m) m = z[e];
+      let s = 0;
+      for (let k = 0, e = base; k < c; k++, e += inner) s += ex[k] = Math.exp(z[e] - m);
+      for (let k = 0, e = base; k < c; k++, e += inner) prob[e] = ex[k] / s;
+      max[b * inner + i] = m;
+      sum[b * inner + i] = s;
+    }
+  }
 }
 
 function checkSame(op: string, a: Tensor, b: Tensor, an: string, bn: string): void {

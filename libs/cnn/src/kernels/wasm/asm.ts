@@ -114,6 +114,8 @@ export const v128 = {
   /** One f32 from memory in all four lanes. */
   load32Splat: (addr: Code, offset = 0): Code => [addr, simd(0x09), memarg(2, offset)],
   zero: (): Code => [simd(0x0c), new Array<number>(16).fill(0)],
+  /** 8 bytes from `addr + offset` into the low half, the high half zero. */
+  load64Zero: (addr: Code, offset = 0): Code => [addr, simd(0x5d), memarg(3, offset)],
 };
 
 export const f32x4 = {
@@ -150,10 +152,25 @@ export const f64x2 = {
   div: (a: Code, b: Code): Code => [a, b, simd(0xf3)],
   sqrt: (v: Code): Code => [v, simd(0xef)],
   extractLane: (v: Code, lane: number): Code => [v, simd(0x21), lane],
+  /** Lane masks: all ones where a > b (false when either lane is NaN). */
+  gt: (a: Code, b: Code): Code => [a, b, simd(0x4a)],
+};
+
+export const i64x2 = {
+  add: (a: Code, b: Code): Code => [a, b, simd(0xce)],
+  /** Each lane shifted left by the i32 `n` (mod 64). */
+  shl: (a: Code, n: Code): Code => [a, n, simd(0xcb)],
 };
 
 export const f64 = {
+  c(x: number): Code {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, x, true);
+    return [0x44, ...b];
+  },
   add: bin(0xa0),
+  load: (addr: Code, offset = 0): Code => [addr, 0x2b, memarg(3, offset)],
+  store: (addr: Code, v: Code, offset = 0): Code => [addr, v, 0x39, memarg(3, offset)],
   promoteF32: (v: Code): Code => [v, 0xbb],
   demoteToF32: (v: Code): Code => [v, 0xb6],
 };

@@ -8,7 +8,7 @@
 // another order (float64 both).
 
 import type { Pool2dDims } from '../pool.ts';
-import { beginLayout, region, reserve, wasmKernels } from './runtime.ts';
+import { beginLayout, inChunks, region, reserve, wasmKernels } from './runtime.ts';
 
 function head(a: Float32Array, n: number): Float32Array {
   return a.length === n ? a : a.subarray(0, n);
@@ -49,6 +49,19 @@ export function reluBackwardWasm(x: Float32Array, g: Float32Array, gx: Float32Ar
   kern.fn.relu_bwd(xAt, gAt, gxAt, n);
   gx.set(f.subarray(gxAt >> 2, (gxAt >> 2) + n));
   return true;
+}
+
+/** out[i] = x[i] > 0 ? x[i] : x[i]·slope (the product in float64, rounded once), for i < out.length. */
+export function leakyReluWasm(x: Float32Array, out: Float32Array, slope: number): boolean {
+  if (out.length === 0) return false;
+  return inChunks([head(x, out.length), out], [false, true], (kern, [xAt, oAt], n) => kern.fn.leaky_fwd(xAt, oAt, n, slope));
+}
+
+/** gx[i] += x[i] > 0 ? g[i] : g[i]·slope (in float64, rounded once), for i < gx.length. */
+export function leakyReluBackwardWasm(x: Float32Array, g: Float32Array, gx: Float32Array, slope: number): boolean {
+  const n = gx.length;
+  if (n === 0) return false;
+  return inChunks([head(x, n), head(g, n), gx], [false, false, true], (kern, [xAt, gAt, gxAt], m) => kern.fn.leaky_bwd(xAt, gAt, gxAt, m, slope));
 }
 
 /** maxPool2dForward for 2×2 windows, stride 2, no padding, at least 4 outputs per row. */

@@ -23,7 +23,7 @@
 // with four partial sums per element (lane l sums the positions ≡ l mod 4, in order, sample after
 // sample) that `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
 
-import { type Code, type Local, ModuleWriter, bits, call, doWhile, f32, f32x4, f64, f64x2, forRange, get, i32, i32x4, ifThen, memoryFill, set, tee, v128 } from './asm.ts';
+import { type Code, type FuncScope, type Local, ModuleWriter, bits, call, doWhile, f32, f32x4, f64, f64x2, forRange, get, i32, i32x4, i64x2, ifThen, memoryFill, set, tee, v128 } from './asm.ts';
 
 /** Register blocking of one family of micro-kernels. */
 export interface Blocking {
@@ -131,6 +131,29 @@ export interface KernelExports {
    * v = f32(β2·v + (1−β2)·g'·g'); p = f32(p − stepSize·m / (√v / bias2Sqrt + eps)).
    */
   adam(p: number, g: number, m: number, v: number, count: number, decay: number, l2: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, stepSize: number, bias2Sqrt: number, eps: number): void;
+  /** dst = x > 0 ? x : f32(x·slope) (float64 product), over ⌈count/4⌉ whole vectors. */
+  leaky_fwd(src: number, dst: number, count: number, slope: number): void;
+  /** gx = f32(gx + (x > 0 ? g : g·slope)) in float64, over ⌈count/4⌉ whole vectors. */
+  leaky_bwd(x: number, g: number, gx: number, count: number, slope: number): void;
+  /**
+   * Batch-norm channel sums over ns samples of c planes of `spatial` floats, in float64 (four lane
+   * sums and a tail, ((l0 + l1) + (l2 + l3)) + tail), into dst (f64): bn_sum Σ a;
+   * bn_sqdev Σ (a − mean)²; bn_grad_sums Σ a and Σ (a·(b − mean))·invStd, two per channel.
+   * Per-channel coefficients are f64 at coef + 64·ch: mean, invStd.
+   */
+  bn_sum(a: number, b: number, ns: number, c: number, spatial: number, coef: number, dst: number): void;
+  bn_sqdev(a: number, b: number, ns: number, c: number, spatial: number, coef: number, dst: number): void;
+  bn_grad_sums(a: number, b: number, ns: number, c: number, spatial: number, coef: number, dst: number): void;
+  /** y = f32((x − mean)·k + shift) in float64; coefficients (f64 at coef + 64·ch) mean, k, shift. */
+  bn_apply(x: number, y: number, ns: number, c: number, spatial: number, coef: number): void;
+  /** gx = f32(gx + k·((dy − mdy) − ((x − mean)·invStd)·mdyx)); coefficients mean, invStd, k, mdy, mdyx. */
+  bn_grad_input(dy: number, x: number, gx: number, out: number, ns: number, c: number, spatial: number, coef: number): void;
+  /**
+   * Softmax of one sample's logits z [c][inner] along c, inner even: per position the max, the
+   * sum of exp(z − max) in class order (f64 to mx, sm), exp(z − max) in ex (f64 [c][inner]) and
+   * prob = f32(exp(z − max) / sum).
+   */
+  softmax_xent(z: number, prob: number, ex: number, c: number, inner: number, mx: number, sm: number): void;
 }
 
 /** Micro-kernels and drivers of one blocking; exports suffixed with `suffix`. */
@@ -636,5 +659,165 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Arra
       ]),
     ];
   });
+
+  // Leaky ReLU in float64 like the JS loop: y = x > 0 ? x : f32(x·slope), over whole vectors.
+  mw.func('leaky_fwd', ['i32', 'i32', 'i32', 'f64'], [], ([src, dst, count, slope], f) => {
+    const [off, end] = f.localsOf('i32', 2);
+    const [v, sl] = f.localsOf('v128', 2);
+    return [
+      set(sl, f64x2.splat(get(slope))),
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(v, v128.load(i32.add(get(src), get(off)))),
+        v128.store(i32.add(get(dst), get(off)), bits.select(get(v), join(f64x2.mul(lo(get(v)), get(sl)), f64x2.mul(hi(get(v)), get(sl))), f32x4.gt(get(v), v128.zero()))),
+      ]),
+    ];
+  });
+
+  // gx = f32(gx + (x > 0 ? g : g·slope)) in float64 like the JS loop, over whole vectors.
+  mw.func('leaky_bwd', ['i32', 'i32', 'i32', 'i32', 'f64'], [], ([x, g, gx, count, slope], f) => {
+    const [off, end, a] = f.localsOf('i32', 3);
+    const [gv, gxv, sl] = f.localsOf('v128', 3);
+    const sum = (take: (v: Code) => Code, scaled: boolean): Code => f64x2.add(take(get(gxv)), scaled ? f64x2.mul(take(get(gv)), get(sl)) : take(get(gv)));
+    return [
+      set(sl, f64x2.splat(get(slope))),
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(gv, v128.load(i32.add(get(g), get(off)))),
+        set(a, i32.add(get(gx), get(off))),
+        set(gxv, v128.load(get(a))),
+        v128.store(get(a), bits.select(join(sum(lo, false), sum(hi, false)), join(sum(lo, true), sum(hi, true)), f32x4.gt(v128.load(i32.add(get(x), get(off))), v128.zero()))),
+      ]),
+    ];
+  });
+
+  // Batch norm over planes of `spatial` floats, plane (s, ch) at (s·c + ch)·spatial for s < ns.
+  // Per-channel constants are float64, CHANNEL_COEF_BYTES apart (coef + ch·64 + 8·i), splatted.
+  // Sums: per channel, float64 terms of the elements of a (and b) summed in four lanes (positions
+  // ≡ l mod 4 of every plane, sample after sample) plus a tail, added as ((l0 + l1) + (l2 + l3)) + tail
+  // into dst[ch·terms + t] (f64).
+  const coefOf = (coef: Local, ch: Local, i: number): Code => f64x2.splat(f64.load(i32.add(get(coef), i32.shl(get(ch), i32.c(6))), 8 * i));
+  const channelSums = (name: string, terms: number, term: (a: Code, b: Code, k: readonly Code[]) => Code[]): number =>
+    mw.func(name, Array(7).fill('i32'), [], ([a, b, ns, c, spatial, coef, dst], f) => {
+      const [ch, s, p, q, e, ev] = f.localsOf('i32', 6);
+      const acc = Array.from({ length: terms }, () => f.localsOf('v128', 3));
+      const [av, bv, k0, k1] = f.localsOf('v128', 4);
+      const add = (lane: number, x: Code, y: Code): Code => term(x, y, [get(k0), get(k1)]).map((t, i) => set(acc[i][lane], f64x2.add(get(acc[i][lane]), t)));
+      const lane = (v: Local, l: number): Code => f64x2.extractLane(get(v), l);
+      const scalar = (addr: Code): Code => f64x2.splat(f64.promoteF32(f32.load(addr)));
+      return forRange(ch, i32.c(0), get(c), i32.c(1), [
+        acc.flat().map((l) => set(l, v128.zero())),
+        set(k0, coefOf(coef, ch, 0)),
+        set(k1, coefOf(coef, ch, 1)),
+        forRange(s, i32.c(0), get(ns), i32.c(1), [
+          set(q, i32.shl(i32.mul(i32.add(i32.mul(get(s), get(c)), get(ch)), get(spatial)), i32.c(2))),
+          set(p, i32.add(get(a), get(q))),
+          set(q, i32.add(get(b), get(q))),
+          set(e, i32.add(get(p), i32.shl(get(spatial), i32.c(2)))),
+          set(ev, i32.add(get(p), i32.shl(i32.and(get(spatial), i32.c(-4)), i32.c(2)))),
+          forRange(p, get(p), get(ev), i32.c(16), [set(av, v128.load(get(p))), set(bv, v128.load(get(q))), add(0, lo(get(av)), lo(get(bv))), add(1, hi(get(av)), hi(get(bv))), set(q, i32.add(get(q), i32.c(16)))]),
+          forRange(p, get(p), get(e), i32.c(4), [add(2, scalar(get(p)), scalar(get(q))), set(q, i32.add(get(q), i32.c(4)))]),
+        ]),
+        acc.map(([l01, l23, tail], i) =>
+          f64.store(i32.add(get(dst), i32.shl(i32.add(i32.mul(get(ch), i32.c(terms)), i32.c(i)), i32.c(3))), f64.add(f64.add(f64.add(lane(l01, 0), lane(l01, 1)), f64.add(lane(l23, 0), lane(l23, 1))), lane(tail, 0))),
+        ),
+      ]);
+    });
+  // Σ a; Σ (a − mean)²; Σ a and Σ (a·(b − mean))·invStd (a = dy, b = x), with mean = coef 0, invStd = coef 1.
+  channelSums('bn_sum', 1, (x) => [x]);
+  channelSums('bn_sqdev', 1, (x, _y, [mean]) => [f64x2.mul(f64x2.sub(x, mean), f64x2.sub(x, mean))]);
+  channelSums('bn_grad_sums', 2, (dy, x, [mean, invStd]) => [dy, f64x2.mul(f64x2.mul(dy, f64x2.sub(x, mean)), invStd)]);
+
+  // Per-channel maps: out = f32(fn(inputs, coefs)) in float64 over every element of each plane.
+  const channelMap = (name: string, inputs: number, coefs: number, fn: (xs: Code[], k: Code[]) => Code): number =>
+    mw.func(name, Array(inputs + 5).fill('i32'), [], (params, f) => {
+      const ins = params.slice(0, inputs);
+      const [out, ns, c, spatial, coef] = params.slice(inputs);
+      const [s, ch, o, e, ev, d] = f.localsOf('i32', 6);
+      const vs = f.localsOf('v128', inputs);
+      const ks = f.localsOf('v128', coefs);
+      const apply = (take: (v: Code) => Code): Code => fn(vs.map((v) => take(get(v))), ks.map((k) => get(k)));
+      return forRange(s, i32.c(0), get(ns), i32.c(1), [
+        forRange(ch, i32.c(0), get(c), i32.c(1), [
+          ks.map((k, i) => set(k, coefOf(coef, ch, i))),
+          set(o, i32.shl(i32.mul(i32.add(i32.mul(get(s), get(c)), get(ch)), get(spatial)), i32.c(2))),
+          set(e, i32.add(get(o), i32.shl(get(spatial), i32.c(2)))),
+          set(ev, i32.add(get(o), i32.shl(i32.and(get(spatial), i32.c(-4)), i32.c(2)))),
+          forRange(o, get(o), get(ev), i32.c(16), [vs.map((v, i) => set(v, v128.load(i32.add(get(ins[i]), get(o))))), v128.store(i32.add(get(out), get(o)), join(apply(lo), apply(hi)))]),
+          forRange(o, get(o), get(e), i32.c(4), [
+            vs.map((v, i) => set(v, f64x2.splat(f64.promoteF32(f32.load(i32.add(get(ins[i]), get(o))))))),
+            set(d, i32.add(get(out), get(o))),
+            f32.store(get(d), f64.demoteToF32(f64x2.extractLane(apply((v) => v), 0))),
+          ]),
+        ]),
+      ]);
+    });
+  // y = (x − mean)·k + shift; coefs mean, k, shift.
+  channelMap('bn_apply', 1, 3, ([x], [mean, k, shift]) => f64x2.add(f64x2.mul(f64x2.sub(x, mean), k), shift));
+  // gx += k·((dy − mdy) − ((x − mean)·invStd)·mdyx); inputs dy, x, gx; coefs mean, invStd, k, mdy, mdyx.
+  channelMap('bn_grad_input', 3, 5, ([dy, x, gx], [mean, invStd, k, mdy, mdyx]) => f64x2.add(gx, f64x2.mul(k, f64x2.sub(f64x2.sub(dy, mdy), f64x2.mul(f64x2.mul(f64x2.sub(x, mean), invStd), mdyx)))));
+
+  // Softmax along the class axis of one sample's logits z [c][inner] (float32), two positions
+  // (f64x2 lanes) at a time; inner is even. Per position: the max (the JS loop's `z > max` scan),
+  // e_k = exp(z_k − max) kept in ex (f64 [c][inner]), their sum in k order, then
+  // prob_k = f32(e_k / sum); max and sum go to mx and sm (f64 [inner]).
+  mw.func('softmax_xent', Array(7).fill('i32'), [], ([z, prob, ex, c, inner, mx, sm], f) => {
+    const [i, k, a, e, row] = f.localsOf('i32', 5);
+    const [m, s, v] = f.localsOf('v128', 3);
+    const exp = expF64x2(f);
+    const loadZ = (): Code => f64x2.promoteLow(v128.load64Zero(get(a)));
+    const next = (): Code => [set(a, i32.add(get(a), get(row))), set(e, i32.add(get(e), i32.shl(get(row), i32.c(1))))];
+    return [
+      set(row, i32.shl(get(inner), i32.c(2))),
+      forRange(i, i32.c(0), get(row), i32.c(8), [
+        set(m, f64x2.splat(f64.c(-Infinity))),
+        set(a, i32.add(get(z), get(i))),
+        forRange(k, i32.c(0), get(c), i32.c(1), [set(v, loadZ()), set(m, bits.select(get(v), get(m), f64x2.gt(get(v), get(m)))), set(a, i32.add(get(a), get(row)))]),
+        set(s, v128.zero()),
+        set(a, i32.add(get(z), get(i))),
+        set(e, i32.add(get(ex), i32.shl(get(i), i32.c(1)))),
+        forRange(k, i32.c(0), get(c), i32.c(1), [exp(v, f64x2.sub(loadZ(), get(m))), v128.store(get(e), get(v)), set(s, f64x2.add(get(s), get(v))), next()]),
+        v128.store(i32.add(get(mx), i32.shl(get(i), i32.c(1))), get(m)),
+        v128.store(i32.add(get(sm), i32.shl(get(i), i32.c(1))), get(s)),
+        set(a, i32.add(get(prob), get(i))),
+        set(e, i32.add(get(ex), i32.shl(get(i), i32.c(1)))),
+        forRange(k, i32.c(0), get(c), i32.c(1), [
+          set(v, f64x2.demoteZero(f64x2.div(v128.load(get(e)), get(s)))),
+          f32.store(get(a), f32x4.extractLane(get(v), 0)),
+          f32.store(get(a), f32x4.extractLane(get(v), 1), 4),
+          next(),
+        ]),
+      ]),
+    ];
+  });
   return mw.bytes();
+}
+
+/**
+ * e^x in both f64x2 lanes for x ≤ 0 (NaN stays NaN; below −708 it returns e^−708, which rounds
+ * to 0 in float32): x = k·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its Taylor series to r¹³/13!
+ * (truncation below 1e-17), times 2^k built in the exponent bits. Within a few units in the last
+ * place of float64 of Math.exp. Returns a code generator storing the result in `dst`.
+ */
+function expF64x2(f: FuncScope): (dst: Local, x: Code) => Code {
+  const [x, t, kf, r] = f.localsOf('v128', 4);
+  // 1.5·2^52: adding it rounds to an integer, which then sits in the low mantissa bits.
+  const SHIFTER = 6755399441055744;
+  const splat = (c: number): Code => f64x2.splat(f64.c(c));
+  let poly: Code = splat(1 / 6227020800); // 1/13!
+  for (let n = 12; n >= 1; n--) {
+    let fact = 1;
+    for (let j = 2; j <= n; j++) fact *= j;
+    poly = f64x2.add(splat(1 / fact), f64x2.mul(get(r), poly));
+  }
+  poly = f64x2.add(splat(1), f64x2.mul(get(r), poly));
+  return (dst, value) => [
+    set(x, value),
+    set(x, bits.select(splat(-708), get(x), f64x2.gt(splat(-708), get(x)))),
+    set(t, f64x2.add(f64x2.mul(get(x), splat(Math.LOG2E)), splat(SHIFTER))),
+    set(kf, f64x2.sub(get(t), splat(SHIFTER))),
+    set(r, f64x2.sub(f64x2.sub(get(x), f64x2.mul(get(kf), splat(6.93147180369123816490e-1))), f64x2.mul(get(kf), splat(1.90821492927058770002e-10)))),
+    // 2^k: the exponent field k + 1023 from the low bits of t.
+    set(dst, f64x2.mul(poly, i64x2.shl(i64x2.add(get(t), i32x4.c(1023, 0, 1023, 0)), i32.c(52)))),
+  ];
 }

@@ -139,3 +139,31 @@ export function reserve(k: WasmKernels): boolean {
 export function wasmMemoryBytes(): number {
   return memory?.buffer.byteLength ?? 0;
 }
+
+/** Floats per chunk: four arrays of it stay in L2. */
+const CHUNK = 16384;
+
+/**
+ * Runs `kernel` over equally long `arrays`, chunk by chunk, in the kernels' memory: copies each
+ * chunk of every array in, calls `kernel` with the arrays' byte offsets and the chunk length, and
+ * copies back the arrays flagged in `written`. False (nothing written) without the kernels.
+ */
+export function inChunks(arrays: readonly Float32Array[], written: readonly boolean[], kernel: (kern: WasmKernels, at: readonly number[], n: number) => void): boolean {
+  const kern = wasmKernels();
+  if (kern === null) return false;
+  const length = arrays[0].length;
+  const size = Math.min(CHUNK, length);
+  beginLayout();
+  const at = arrays.map(() => region(size, 4));
+  if (!reserve(kern)) return false;
+  const f = kern.f32;
+  for (let from = 0; from < length; from += CHUNK) {
+    const n = Math.min(CHUNK, length - from);
+    arrays.forEach((a, i) => f.set(a.subarray(from, from + n), at[i] >> 2));
+    kernel(kern, at, n);
+    arrays.forEach((a, i) => {
+      if (written[i]) a.set(f.subarray(at[i] >> 2, (at[i] >> 2) + n), from);
+    });
+  }
+  return true;
+}

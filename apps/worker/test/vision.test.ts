@@ -1,6 +1,7 @@
-// The vision tasks through Redis: two worker processes train detection and segmentation jobs to
-// the same bytes and the same evaluation metrics as the local executor (targets travel in the
-// shard inputs, detections and confusion matrices in the eval results).
+// The zoo and the vision tasks through Redis: two worker processes train every zoo model (resnet,
+// densenet, inception on MNIST; the localizer, yolo and unet on the generated localization,
+// detection and segmentation sets) to the same bytes and the same evaluation metrics as the local
+// executor (targets travel in the shard inputs, detections and confusion matrices in the eval results).
 import { getZooSpec } from '@stride/cnn';
 import { describe, expect, it } from 'vitest';
 import { LocalExecutor, train, type EvalMetrics, type JobSpecInput, type TrainResult } from '@stride/engine';
@@ -8,7 +9,25 @@ import type { BullmqExecutor } from '@stride/queue';
 import { useTwoWorkerStack } from './stack.ts';
 
 const common = { optimizer: { type: 'adam', lr: 0.01 }, schedule: { type: 'constant' }, seed: 9, shards: 3, evalShards: 3 } as const;
-const SPECS: Record<'detection' | 'segmentation', JobSpecInput> = {
+const SPECS: Record<string, JobSpecInput> = {
+  // The classification models of the zoo, narrowed so a step takes milliseconds; MNIST's real digits.
+  ...Object.fromEntries(
+    ([
+      ['resnet8', { baseChannels: 4 }],
+      ['densenet', { growthRate: 4, layersPerBlock: 2 }],
+      ['inception', { baseChannels: 4 }],
+    ] as const).map(([name, opts]) => [name, { model: getZooSpec(name, { height: 28, width: 28, numClasses: 10, ...opts }), dataset: 'mnist', steps: 4, batchSize: 12, evalEvery: 2, evalSamples: 60, ...common }]),
+  ),
+  localization: {
+    model: getZooSpec('localizer', { height: 64, width: 64, numClasses: 10, baseChannels: 4 }),
+    dataset: 'mnist-localization',
+    trainSamples: 48,
+    testSamples: 12,
+    steps: 4,
+    batchSize: 12,
+    evalEvery: 2,
+    ...common,
+  },
   detection: {
     model: getZooSpec('yolo', { height: 96, width: 96, numClasses: 10, baseChannels: 4 }),
     dataset: 'mnist-detection',
@@ -43,7 +62,7 @@ const metricsOf = (evals: EvalMetrics[]): unknown[] => evals.map(({ evalMs: _m, 
 describe('vision tasks through Redis with two worker processes', () => {
   const stack = useTwoWorkerStack('vision');
 
-  it.each(['detection', 'segmentation'] as const)('%s: the bytes and metrics of local training', async (task) => {
+  it.each(Object.keys(SPECS))('%s: the bytes and metrics of local training', async (task) => {
     const { executor, dataDir } = stack;
     const local = new LocalExecutor({ threads: 2 });
     let reference: Awaited<ReturnType<typeof run>>;
@@ -65,7 +84,7 @@ describe('vision tasks through Redis with two worker processes', () => {
 
     expect(redisRun.result.paramsSha256).toBe(reference.result.paramsSha256);
     expect(metricsOf(redisRun.evals)).toEqual(metricsOf(reference.evals));
-    const key = task === 'detection' ? 'mAP50' : 'mIoU';
+    const key = ({ detection: 'mAP50', segmentation: 'mIoU', localization: 'locAccuracy' } as Record<string, keyof EvalMetrics>)[task] ?? 'testAccuracy';
     expect(typeof redisRun.evals.at(-1)![key]).toBe('number');
     expect(redisRun.result.best?.metric).toBe(key);
     expect(workers.size).toBe(2);

@@ -2,9 +2,11 @@
 import { checkRedisAtStart, redactUrl, resolveTransportConfig } from '@stride/queue';
 import { ShardWorker } from './worker.ts';
 
-/** Options of `runWorker`; unset fields come from the environment (REDIS_URL, STRIDE_QUEUE_PREFIX, STRIDE_THREADS). */
+/** Options of `runWorker`; unset fields come from the environment (REDIS_URL, STRIDE_QUEUE_PREFIX, STRIDE_THREADS, STRIDE_PREFETCH). */
 export interface RunWorkerOptions {
   threads?: number;
+  /** Shard jobs taken ahead (see `ShardWorkerOptions.prefetch`). */
+  prefetch?: number;
   redisUrl?: string;
   prefix?: string;
 }
@@ -17,9 +19,10 @@ export interface RunWorkerOptions {
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const config = resolveTransportConfig({ redisUrl: options.redisUrl, prefix: options.prefix });
   const threads = options.threads ?? (process.env.STRIDE_THREADS ? Number(process.env.STRIDE_THREADS) : undefined);
+  const prefetch = options.prefetch ?? (process.env.STRIDE_PREFETCH ? Number(process.env.STRIDE_PREFETCH) : undefined);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   await checkRedisAtStart(config, log);
-  const worker = new ShardWorker({ config, threads });
+  const worker = new ShardWorker({ config, threads, prefetch });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) process.exit(130);

@@ -105,6 +105,42 @@ describe('worker processes', () => {
     expect(executor.stats.accepted).toBe(40 * 4 + 2 * 4);
   });
 
+  it('takes a shard ahead only while a step has more shards than all live workers have threads; gradients precede completions', async () => {
+    setUp();
+    const ahead = { ...env, STRIDE_PREFETCH: '1' };
+    procs.push(await startWorker(ahead, 1));
+    procs.push(await startWorker(ahead, 1));
+    // Both have read each other's heartbeat (every 2 s) before the first step.
+    await new Promise((r) => setTimeout(r, 3000));
+    const held: ShardResult[] = [];
+    const run = executor.runShards.bind(executor);
+    executor.runShards = async (...args) => {
+      const results: ShardResult[] = await run(...args);
+      if (results[0]?.kind === 'train') held.push(...results);
+      return results;
+    };
+    /** Most shards one worker had in hand at once (from taking a shard to its gradient sent). */
+    const mostInHand = (): number => {
+      let most = 0;
+      for (const r of held) {
+        const at = r.timing!.startedAt;
+        most = Math.max(most, held.filter((o) => o.workerId === r.workerId && o.timing!.startedAt <= at && at < o.timing!.doneAt).length);
+      }
+      held.length = 0;
+      return most;
+    };
+    const spec = (shards: number): JobSpecInput => ({ ...SMALL, steps: 10, batchSize: 16 * shards, shards, evalEvery: 10, evalShards: 2, evalSamples: 200 });
+    // 2 shards for 2 threads: a shard taken ahead would wait while the other worker's thread idles.
+    await train(spec(2), { executor, dataDir, jobId: 'ahead-2', resume: false });
+    expect(mostInHand()).toBe(1);
+    // 6 shards for 2 threads: each worker fetches its next shard while it computes one.
+    await train(spec(6), { executor, dataDir, jobId: 'ahead-6', resume: false });
+    expect(mostInHand()).toBe(2);
+    // The gradient write is not awaited: it goes out before the completion, on the same connection.
+    expect(executor.stats.rejected['missing-gradient']).toBe(0);
+    expect(executor.stats.recomputes).toBe(0);
+  });
+
   it('SIGKILL of a worker in the middle of a shard, three times: same bytes, bounded time lost', async () => {
     setUp();
     const expected = await reference(LENET);

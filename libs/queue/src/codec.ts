@@ -399,6 +399,11 @@ function shardIdentity(f: Fields): ShardIdentity {
 export interface ShardJobData extends ShardIdentity {
   /** When the coordinator enqueued it (ms since epoch), for the queue-wait metric. */
   readonly enqueuedAt: number;
+  /**
+   * Shard jobs enqueued together with it (its step's, or those recomputed with it): workers take
+   * shards ahead only when there are more than threads to compute them (absent: never).
+   */
+  readonly shards?: number;
 }
 
 export function parseShardJobData(value: unknown): ShardJobData {
@@ -406,6 +411,7 @@ export function parseShardJobData(value: unknown): ShardJobData {
   const data: ShardJobData = {
     ...shardIdentity(f),
     enqueuedAt: f.finite('enqueuedAt'),
+    ...(f.has('shards') ? { shards: f.int('shards', 1, MAX_SHARD_SAMPLES) } : {}),
   };
   f.done();
   return data;

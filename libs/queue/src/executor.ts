@@ -99,6 +99,8 @@ interface Pending {
   settling: boolean;
   again: boolean;
   lastCheck: number;
+  /** Shards of the runShards call it belongs to (see `ShardJobData.shards`). */
+  readonly shards: number;
   /** When the shard job was in the queue (wall-clock ms), for the step-time breakdown. */
   enqueuedAt?: number;
   /** A result delivered with a completion event, to judge without reading the job back. */
@@ -217,13 +219,12 @@ export class BullmqExecutor implements Executor {
     }
     await this.ready;
     const token = pub!.token;
-    await this.retry(() => this.writeInputs(tasks, pub), signal);
-
     const bullIds = tasks.map((t) => shardJobId(t.jobId, t.kind, t.step, t.shard));
     for (const bullId of bullIds) {
       if (this.pending.has(bullId)) throw new RangeError(`BullmqExecutor.runShards: shard ${bullId} is already running`);
     }
-    // The same shards again (the engine re-requests rejected ones): let the previous clean-up finish first.
+    // The same shards again (the engine re-requests rejected ones): let the previous clean-up (which
+    // deletes their inputs) finish first.
     await Promise.all(bullIds.map((id) => this.cleaning.get(id)));
     const entries: Pending[] = [];
     const results: Promise<ShardResult>[] = [];
@@ -231,7 +232,7 @@ export class BullmqExecutor implements Executor {
       const bullId = bullIds[i];
       results.push(
         new Promise<ShardResult>((resolve, reject) => {
-          const entry: Pending = { bullId, job, task, token, resolve, reject, recomputes: 0, settling: false, again: false, lastCheck: Date.now() };
+          const entry: Pending = { bullId, job, task, token, shards: tasks.length, resolve, reject, recomputes: 0, settling: false, again: false, lastCheck: Date.now() };
           entries.push(entry);
           this.pending.set(bullId, entry);
         }),
@@ -240,8 +241,12 @@ export class BullmqExecutor implements Executor {
     let onAbort: (() => void) | undefined;
     try {
       const enqueuedAt = wallClock();
-      const jobs = tasks.map((task, i) => ({ name: task.kind, data: shardJobData(task, token, enqueuedAt), opts: { ...this.jobOptions, jobId: bullIds[i] } }));
-      // Idempotent: a job id that exists already is left as it is.
+      const jobs = tasks.map((task, i) => ({ name: task.kind, data: shardJobData(task, token, enqueuedAt, tasks.length), opts: { ...this.jobOptions, jobId: bullIds[i] } }));
+      // Inputs (and the version) first, then the jobs: a job is never in the queue before its input.
+      // (Sending both at once on one connection saved no measurable time and, with a connection cut
+      // between them, let a worker take a job whose input was not written.) Idempotent: a job id
+      // that exists already is left as it is.
+      await this.retry(() => this.writeInputs(tasks, pub), signal);
       await this.retry(() => this.queue.addBulk(jobs), signal);
       crashPoint('shards-enqueued');
       const added = wallClock();
@@ -503,7 +508,7 @@ export class BullmqExecutor implements Executor {
       return;
     }
     if (t.kind === 'train') await this.retry(() => this.store.delete([this.keys.grad(t.jobId, t.step, t.shard)]));
-    await this.retry(() => this.queue.add(t.kind, shardJobData(t, e.token, Date.now()), { ...this.jobOptions, jobId: e.bullId }));
+    await this.retry(() => this.queue.add(t.kind, shardJobData(t, e.token, Date.now(), e.shards), { ...this.jobOptions, jobId: e.bullId }));
   }
 
   // -- blobs --------------------------------------------------------------------------------------
@@ -564,8 +569,8 @@ function wallClock(): number {
   return performance.timeOrigin + performance.now();
 }
 
-function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number): ShardJobData {
-  return { jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, paramsVersion: t.paramsVersion, paramsToken, count: t.count, enqueuedAt };
+function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number, shards: number): ShardJobData {
+  return { jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, paramsVersion: t.paramsVersion, paramsToken, count: t.count, enqueuedAt, shards };
 }
 
 /** The first NaN or ±Infinity of `a`, if any. */

@@ -22,6 +22,16 @@ export interface ShardProcessorOptions {
   threads?: number;
   /** Parameter versions kept in memory (over all jobs). Default 4. */
   cachedVersions?: number;
+  /**
+   * True when the BullMQ Worker running `process` uses the store's Redis connection (passed as its
+   * `connection`): a job's completion then goes out after its gradient on that one connection, in
+   * that order, so `process` sends the gradient and returns without waiting for Redis's reply. Were
+   * the write refused, the coordinator would find no gradient and have the shard computed again.
+   * Default false: the write is awaited.
+   */
+  completesOnStoreConnection?: boolean;
+  /** Where failures nobody awaits (see `completesOnStoreConnection`) are reported. Default: stderr. */
+  log?: (line: string) => void;
 }
 
 /** Counters for heartbeats. */
@@ -47,19 +57,23 @@ export class ShardProcessor {
   private readonly store: BlobStore;
   private readonly workerId: string;
   private readonly cachedVersions: number;
+  private readonly completesOnStoreConnection: boolean;
+  private readonly log: (line: string) => void;
   /** `${jobId}:${version}:${token}` → the version's state in shared memory; Map order = least recently used first. */
   private readonly versions = new Map<string, Promise<SharedArrayBuffer>>();
   private readonly contexts = new Map<string, Promise<JobContext>>();
   private closing?: Promise<void>;
 
   constructor(options: ShardProcessorOptions) {
-    const opts = withDefaults({ threads: availableParallelism(), cachedVersions: 4 }, options);
+    const opts = withDefaults({ threads: availableParallelism(), cachedVersions: 4, completesOnStoreConnection: false, log: (line: string): void => void process.stderr.write(`${line}\n`) }, options);
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError(`ShardProcessor: threads must be an integer >= 1, got ${opts.threads}`);
     if (!Number.isInteger(opts.cachedVersions) || opts.cachedVersions < 1) throw new RangeError(`ShardProcessor: cachedVersions must be an integer >= 1, got ${opts.cachedVersions}`);
     this.threads = opts.threads;
     this.store = opts.store;
     this.workerId = opts.workerId;
     this.cachedVersions = opts.cachedVersions;
+    this.completesOnStoreConnection = opts.completesOnStoreConnection;
+    this.log = opts.log;
     this.pool = new ThreadPool({ entry: new URL('./shard-thread.ts', import.meta.url), size: this.threads, name: 'stride-shard' });
   }
 
@@ -73,11 +87,11 @@ export class ShardProcessor {
     this.stats.active++;
     try {
       const data = parseShardJobData(job.data);
-      const result = await this.compute(data, Math.max(0, startedAt - data.enqueuedAt));
+      const { result, readyAt } = await this.fetchAndCompute(data, Math.max(0, startedAt - data.enqueuedAt));
       this.stats.busyMs += result.computeMs;
       const uploadStart = now();
       if (result.kind === 'train') {
-        await this.store.putGradient({
+        const upload = this.store.putGradient({
           jobId: data.jobId,
           step: data.step,
           shard: data.shard,
@@ -87,11 +101,21 @@ export class ShardProcessor {
           gradient: result.gradient!,
           buffers: result.buffers,
         });
+        if (!this.completesOnStoreConnection) await upload;
+        else {
+          upload.catch((err: Error) => {
+            this.stats.shardsFailed++;
+            this.log(`shard job ${job.id}: gradient not stored (${err.message}); the coordinator will have it computed again`);
+          });
+        }
       }
       const doneAt = now();
       this.stats.shardsDone++;
-      // Fetching is what the shard spent outside compute and upload: job data, context, parameters, input, the thread hand-off.
-      const fetchMs = Math.max(0, uploadStart - startedAt - result.computeMs);
+      // Fetching: job data, context, parameters and input, then the thread's loading of the version and
+      // the hand-off of the result. Not the time the shard waited for a thread busy with another one
+      // (a worker takes more shards than it has threads, to fetch the next while computing one).
+      const thread = result.timing;
+      const fetchMs = thread ? readyAt - startedAt + thread.fetchMs + Math.max(0, uploadStart - thread.doneAt) : Math.max(0, uploadStart - startedAt - result.computeMs);
       return {
         jobId: result.jobId,
         kind: result.kind,
@@ -118,6 +142,11 @@ export class ShardProcessor {
 
   /** Computes one shard (no Redis writes): context, parameters and input are fetched as needed. */
   async compute(data: ShardJobData, queueMs: number): Promise<ShardResult> {
+    return (await this.fetchAndCompute(data, queueMs)).result;
+  }
+
+  /** `compute`, and when everything the shard needs was in hand (wall-clock ms). */
+  private async fetchAndCompute(data: ShardJobData, queueMs: number): Promise<{ result: ShardResult; readyAt: number }> {
     const context = await this.context(data.jobId);
     const [c, h, w] = context.modelSpec.input;
     const [state, input] = await Promise.all([
@@ -125,7 +154,9 @@ export class ShardProcessor {
       this.store.getInput({ jobId: data.jobId, kind: data.kind, step: data.step, shard: data.shard, count: data.count, sampleBytes: c * h * w, task: context.task, pixels: h * w }),
     ]);
     const task: ShardTask = { kind: data.kind, jobId: data.jobId, step: data.step, shard: data.shard, paramsVersion: data.paramsVersion, count: data.count, images: input.images, labels: input.labels, ...(input.targets ? { targets: input.targets } : {}) };
-    return (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
+    const readyAt = now();
+    const result = (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
+    return { result, readyAt };
   }
 
   /** Resolves once every thread is up (started and its modules loaded), so the first shard does not wait for that. */

@@ -23,6 +23,7 @@ interface ShardRequest {
  */
 const MAX_MODELS = 2;
 const computers = new Map<string, ShardComputer>();
+const now = (): number => performance.timeOrigin + performance.now();
 
 function computerFor(context: JobContext): ShardComputer {
   let computer = computers.get(context.jobId);
@@ -40,9 +41,13 @@ function computerFor(context: JobContext): ShardComputer {
 serveThread<ShardThreadRequest, ShardResult | 'pong'>(
   (req) => {
     if (req.type === 'ping') return 'pong';
+    const startedAt = now();
     const computer = computerFor(req.context);
     if (computer.version !== req.version) computer.setState(req.version, new Float32Array(req.state));
-    return computer.compute(req.task, { queueMs: req.queueMs, workerId: req.workerId });
+    const fetchMs = now() - startedAt;
+    const result = computer.compute(req.task, { queueMs: req.queueMs, workerId: req.workerId });
+    // The thread's part of the timeline (the processor adds Redis's): when it took the shard, loading the version.
+    return { ...result, timing: { startedAt, fetchMs, uploadMs: 0, doneAt: now() } };
   },
   {
     // Move the gradient and buffers to the main thread instead of copying them.

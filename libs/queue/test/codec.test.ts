@@ -181,6 +181,10 @@ describe('codec: rejections', () => {
     expectMessageError(() => parseShardJobData({ ...data, kind: 'other' }), 'ShardJobData.kind', /one of train, eval/);
     expectMessageError(() => parseShardJobData({ ...data, count: 1e9 }), 'ShardJobData.count', /out of range/);
     expectMessageError(() => parseShardJobData(null), 'ShardJobData', /object/);
+    // The shards enqueued with it (workers decide on taking shards ahead from it); optional.
+    expect(parseShardJobData({ ...data, shards: 4 })).toEqual({ ...data, shards: 4 });
+    expectMessageError(() => parseShardJobData({ ...data, shards: 0 }), 'ShardJobData.shards', /out of range/);
+    expectMessageError(() => parseShardJobData({ ...data, shards: '4' }), 'ShardJobData.shards', /expected an integer/);
     const ret = { jobId: 'j', kind: 'train', step: 1, shard: 2, paramsVersion: 1, paramsToken: '0123abcd', count: 16, lossSum: 12.5, correct: 9, computeMs: 3, queueMs: 1, workerId: 'w' };
     expect(parseShardReturn(ret)).toEqual(ret);
     // NaN and Infinity become null in JSON.

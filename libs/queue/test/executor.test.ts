@@ -253,9 +253,8 @@ describe('BullmqExecutor', () => {
     const task = { kind: 'train' as const, jobId: 'abort', step: 0, shard: 0, paramsVersion: 0, count: 1, images: new Uint8Array(784), labels: new Uint8Array(1) };
     const run = h.executor.runShards(job, [task], ac.signal);
     setTimeout(() => ac.abort(new Error('stop now')), 100);
-    const t0 = Date.now();
+    // No worker runs: without the abort the shard would wait forever, so rejecting is the check.
     await expect(run).rejects.toThrow('stop now');
-    expect(Date.now() - t0).toBeLessThan(1000);
     // A task for another version than the one published is refused outright.
     await expect(h.executor.runShards(job, [{ ...task, paramsVersion: 1 }])).rejects.toThrow(/needs version 1, published is 0/);
 

@@ -9,10 +9,13 @@
 //
 // - publish: packing and publishing parameter version t (trainer → executor);
 // - enqueue: from runShards to the tasks being in the queue (input blobs + shard jobs; local: posted);
-// - the critical unit is the worker (thread) that finished last; over its shards of the step:
-//   pickup = time from "task available and unit free" to "unit took it" (queue latency),
-//   fetch = getting job data, parameters and input (local: loading the version into the model),
-//   compute = the shard's forward and backward, upload = storing the gradient in Redis;
+// - the critical unit is the worker (thread) that finished last; its time from the enqueue to
+//   its last shard done is split into compute (the shards' forward and backward, one after the
+//   other) and what it waited for before each computation and after the last one:
+//   upload = storing the previous gradient in Redis (not counted when the next shard had been taken
+//   already: a prefetching worker uploads while it computes), pickup = from "task available and
+//   unit free" to "unit took it" (queue latency), fetch = getting job data, parameters and input
+//   (local: loading the version into the model), then upload of the last shard;
 // - collect: from that unit being done to runShards returning (completion notice, gradient read,
 //   checks; local: the reply message);
 // - reduce, optimizer: the trainer's; other: the rest of the wall time between two step events
@@ -136,15 +139,29 @@ function stepParts(rec: StepRecord, m: StepMetrics, cycleMs: number): Omit<DistB
   let fetchMs = 0;
   let computeMs = 0;
   let uploadMs = 0;
-  let free = enqueuedAt;
+  // Walk the unit's time from `enqueuedAt` to its last `doneAt`: computations one after the other,
+  // and each gap before one charged to what the unit waited for there: the previous shard's upload
+  // (unless the next shard was taken before it ended: prefetched, the upload overlaps), then the
+  // queue (pickup), then the shard's data (fetch). A shard's compute ends `uploadMs` before its `doneAt`.
+  let cursor = enqueuedAt;
+  let prev: (typeof mine)[number] | undefined;
   for (const x of mine) {
     const t = x.t!;
-    pickupMs += Math.max(0, t.startedAt - Math.max(free, t.enqueuedAt ?? enqueuedAt));
-    fetchMs += t.fetchMs;
+    const computeStart = t.doneAt - t.uploadMs - x.computeMs;
+    const at = (instant: number): number => Math.min(Math.max(instant, cursor), computeStart);
+    if (prev && prev.t!.doneAt <= t.startedAt) {
+      const end = at(prev.t!.doneAt);
+      uploadMs += end - cursor;
+      cursor = end;
+    }
+    const taken = at(Math.max(t.startedAt, t.enqueuedAt ?? enqueuedAt));
+    pickupMs += taken - cursor;
+    fetchMs += Math.max(0, computeStart - taken);
     computeMs += x.computeMs;
-    uploadMs += t.uploadMs;
-    free = t.doneAt;
+    cursor = Math.max(cursor, computeStart + x.computeMs);
+    prev = x;
   }
+  uploadMs += Math.max(0, last.t!.doneAt - cursor);
   const enqueueMs = Math.max(0, enqueuedAt - rec.runStart);
   const collectMs = Math.max(0, rec.runEnd - last.t!.doneAt);
   const parts = { publishMs: rec.publishMs, enqueueMs, pickupMs, fetchMs, computeMs, uploadMs, collectMs, reduceMs: m.reduceMs, optimizerMs: m.optimizerMs };

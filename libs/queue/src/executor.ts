@@ -271,6 +271,11 @@ export class BullmqExecutor implements Executor {
     }
   }
 
+  /** Ids of the shard jobs whose results are awaited (for diagnostics). */
+  pendingShardJobs(): string[] {
+    return [...this.pending.keys()];
+  }
+
   async releaseJob(jobId: string): Promise<void> {
     for (const e of [...this.pending.values()]) {
       if (e.task.jobId !== jobId) continue;

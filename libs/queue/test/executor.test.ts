@@ -15,8 +15,10 @@ import {
   createRedis,
   decodeMessage,
   Keys,
+  SHARD_WORKER_LOCKS,
   SHARDS_QUEUE,
   ShardProcessor,
+  workerTuning,
   type ExecutorLogEntry,
   type ShardReturn,
   type TransportConfig,
@@ -58,7 +60,12 @@ interface Harness {
   logs: ExecutorLogEntry[];
 }
 
-/** Shard workers in this process (BullMQ Worker + ShardProcessor, as apps/worker wires them), with optional faults. */
+/**
+ * Shard workers in this process (BullMQ Worker + ShardProcessor, as apps/worker wires them, with its
+ * lock and reconnect settings), with optional faults. With BullMQ's defaults (30 s locks, 30 s
+ * stalled checks) a job whose pick-up reply a dropped connection lost would sit active for up to a
+ * minute: the worker's 5 s lock bounds that to 7.5 s, as in production.
+ */
 function startWorker(h: Harness, threads: number, faults = new Map<string, Fault>()): void {
   const store = new BlobStore(h.redis, h.keys);
   const processor = new ShardProcessor({ store, workerId: `test-${h.workers.length}`, threads });
@@ -97,7 +104,8 @@ function startWorker(h: Harness, threads: number, faults = new Map<string, Fault
       }
     }
   };
-  const worker = new Worker(SHARDS_QUEUE, process, { connection: bullConnection(h.config), prefix: h.config.prefix, concurrency: threads });
+  const worker = new Worker(SHARDS_QUEUE, process, { connection: bullConnection(h.config), prefix: h.config.prefix, concurrency: threads, ...workerTuning(SHARD_WORKER_LOCKS) });
+  worker.on('error', (err) => h.logs.push({ level: 'warn', event: 'error', message: `test worker: ${err.message}` }));
   h.workers.push(worker);
   h.processors.push(processor);
 }
@@ -221,13 +229,20 @@ describe('BullmqExecutor', () => {
       for (const c of ids) await h.redis.client('KILL', 'ID', c.id!).catch(() => 0);
       dropped.push(ids.length);
     };
+    // Should the run hang, say where: what the executor logged and the state of each shard it waits for.
+    const diagnose = setTimeout(() => {
+      void (async () => {
+        const states = await Promise.all([...h.executor.pendingShardJobs()].map(async (id) => `${id}: ${await h.executor.queue.getJobState(id)}`));
+        console.log(`still running after 40 s; waiting for ${states.join(', ') || 'nothing'}; executor log:\n${h.logs.map((l) => l.message).join('\n')}`);
+      })();
+    }, 40_000);
     const result = await train(SMALL_SPEC, {
       executor: h.executor,
       dataDir,
       jobId: 'reconnect',
       resume: false,
       on: { step: (e) => void ([2, 5, 9].includes(e.step) && drop()) },
-    });
+    }).finally(() => clearTimeout(diagnose));
     expect(result.paramsSha256).toBe(reference);
     expect(dropped.length).toBe(3);
     // Executor (queue, events, blobs) and worker (blocking, commands, blobs) connections were cut each time.

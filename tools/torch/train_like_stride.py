@@ -2,7 +2,7 @@
 """The PyTorch side of `node --import tsx tools/torch/src/compare.ts`: trains a Stride job in PyTorch.
 
 usage (from the repository root; Debian's python3-torch):
-  /usr/bin/python3 tools/torch/train_like_stride.py train RUN_DIR [--threads N] [--init stride|torch] [--steps N]
+  /usr/bin/python3 tools/torch/train_like_stride.py train RUN_DIR [--threads N] [--init stride|torch] [--nudge] [--steps N]
   /usr/bin/python3 tools/torch/train_like_stride.py check CASE.json
 
 RUN_DIR is written by compare.ts (tools/torch/src/export.ts): job.json (the normalised job spec, the
@@ -12,6 +12,8 @@ libs/engine step for step: the same batches cut into the same shards, batch-norm
 shard, gradient sum / batch length, Adam (torch.optim) at the one-cycle rate of the step, running
 statistics the count-weighted mean of the shards' updates. `--init torch` draws the initial
 parameters from torch's generator with the spec's init family instead of using Stride's values.
+`--nudge` moves every initial parameter up by one float32 ulp: the run then differs from the plain
+one only by rounding, which measures how far rounding alone carries two runs of this budget apart.
 
 `train` prints progress to stderr and one JSON object to stdout: the final metric, the evaluations,
 wall times. `check` runs the agreement cases of tools/torch/test/torch-mirror.test.ts.
@@ -165,6 +167,10 @@ def train(args):
         load_init(job, model)
     else:
         st.init_params(model, torch.Generator().manual_seed(job.spec['seed']))
+    if args.nudge:
+        with torch.no_grad():
+            for _, p in model.stride_params():
+                p.copy_(torch.from_numpy(np.nextafter(p.detach().numpy(), np.float32(np.inf))))
     model.train()
     params = [p for _, p in model.stride_params()]
     buffers = [b for _, b in model.stride_buffers()]
@@ -222,7 +228,7 @@ def train(args):
     final = evals[-1]
     metric = {'classification': 'testAccuracy', 'segmentation': 'mIoU', 'detection': 'mAP50'}[job.task]
     print(json.dumps({'task': job.task, 'metric': metric, 'value': final[metric], 'final': final, 'evals': evals, 'steps': total,
-                      'wallSeconds': wall, 'evalSeconds': eval_seconds, 'lossCurve': curve, 'logEvery': args.log_every, 'threads': args.threads, 'init': args.init, 'torch': torch.__version__}))
+                      'wallSeconds': wall, 'evalSeconds': eval_seconds, 'lossCurve': curve, 'logEvery': args.log_every, 'threads': args.threads, 'init': args.init, 'nudge': args.nudge, 'torch': torch.__version__}))
 
 
 def check(args):
@@ -268,6 +274,7 @@ def main():
     t.add_argument('run_dir')
     t.add_argument('--threads', type=int, default=2)
     t.add_argument('--init', choices=['stride', 'torch'], default='stride')
+    t.add_argument('--nudge', action='store_true', help='move every initial parameter up by one float32 ulp')
     t.add_argument('--steps', type=int, default=0, help='stop after N steps (the schedule still spans the whole job)')
     t.add_argument('--log-every', type=int, default=50)
     c = sub.add_parser('check')

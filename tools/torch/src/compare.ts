@@ -2,7 +2,7 @@
 // (tools/torch/train_like_stride.py, Debian's python3-torch), back to back, and prints a table of
 // the final metric and the wall time of each side.
 //
-//   node --import tsx tools/torch/src/compare.ts [resnet|unet|yolo ...] [--side both|stride|torch|none]
+//   node --import tsx tools/torch/src/compare.ts [resnet|unet|yolo ...] [--side both|stride|torch|nudged|none]
 //        [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N]
 //        [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]
 //
@@ -11,7 +11,9 @@
 // same data and sample order, same shards (batch norm per shard), same loss, optimizer, schedule,
 // batch size and steps, same evaluation on the same test split. Each side's result is kept in
 // node_modules/.cache/stride/compare/<task>/{stride,torch}.json; `--side` runs one side only and
-// `--table` prints the table from the kept results.
+// `--table` prints the table from the kept results. `--side nudged` trains PyTorch once more from the
+// same initial values moved up by one float32 ulp (torch-nudged.json): the two PyTorch runs differ
+// only by rounding, so their gap is the noise floor of the Stride / PyTorch comparison at that budget.
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -54,7 +56,7 @@ interface SideResult {
 
 interface Options {
   tasks: Comparison[];
-  side: 'both' | 'stride' | 'torch' | 'none';
+  side: 'both' | 'stride' | 'torch' | 'nudged' | 'none';
   table: boolean;
   json: boolean;
   threads: number;
@@ -83,7 +85,7 @@ function parseArgs(argv: string[]): Options {
     if (Object.hasOwn(TASKS, a)) o.tasks.push(a as Comparison);
     else if (a === '--side') {
       const v = next();
-      if (v !== 'both' && v !== 'stride' && v !== 'torch' && v !== 'none') throw new UsageError(`--side: expected both, stride, torch or none (export only), got ${v ?? 'nothing'}`);
+      if (v !== 'both' && v !== 'stride' && v !== 'torch' && v !== 'nudged' && v !== 'none') throw new UsageError(`--side: expected both, stride, torch, nudged or none (export only), got ${v ?? 'nothing'}`);
       o.side = v;
     } else if (a === '--init') {
       const v = next();
@@ -113,7 +115,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--model') o.overrides.model = next();
     else if (a === '--base-channels') o.overrides.baseChannels = int(a, next());
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]\n`);
+      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|nudged|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]\n`);
       process.exit(0);
     } else throw new UsageError(`unknown argument ${JSON.stringify(a)} (comparisons: ${Object.keys(TASKS).join(', ')})`);
   }
@@ -188,10 +190,10 @@ function curveDifference(a: { steps: number; loss: number }[], b: { steps: numbe
   return pairs.length === 0 ? undefined : { windows: pairs.length, maxRelative: Math.max(...pairs) };
 }
 
-async function runTorch(dir: string, threads: number, init: string): Promise<SideResult> {
+async function runTorch(dir: string, threads: number, init: string, nudge = false): Promise<SideResult> {
   const load0 = loadavg()[0];
-  const r = lastJsonLine(await run(PYTHON, ['tools/torch/train_like_stride.py', 'train', dir, '--threads', String(threads), '--init', init]), 'train_like_stride.py');
-  return { value: r.value as number, wallSeconds: r.wallSeconds as number, steps: r.steps as number, threads, load: [load0, loadavg()[0]], detail: { final: r.final, init: r.init, torch: r.torch, lossCurve: r.lossCurve, logEvery: r.logEvery } };
+  const r = lastJsonLine(await run(PYTHON, ['tools/torch/train_like_stride.py', 'train', dir, '--threads', String(threads), '--init', init, ...(nudge ? ['--nudge'] : [])]), 'train_like_stride.py');
+  return { value: r.value as number, wallSeconds: r.wallSeconds as number, steps: r.steps as number, threads, load: [load0, loadavg()[0]], detail: { final: r.final, init: r.init, nudge: r.nudge, torch: r.torch, lossCurve: r.lossCurve, logEvery: r.logEvery } };
 }
 
 async function readResult(file: string): Promise<SideResult | undefined> {
@@ -210,6 +212,10 @@ interface Row {
   metric: string;
   stride?: SideResult;
   torch?: SideResult;
+  /** PyTorch again from the initial values moved up by one ulp (`--side nudged`). */
+  nudged?: SideResult;
+  /** PyTorch minus nudged PyTorch, in points: what rounding alone moves the metric. */
+  rounding?: number;
   /** Stride minus PyTorch, in points. */
   difference?: number;
   /** Training loss, mean of each window of 50 steps: the largest relative difference between the sides. */
@@ -221,9 +227,11 @@ const pct = (v: number | undefined): string => (v === undefined ? '—' : `${(10
 const secs = (s: SideResult | undefined): string => (s === undefined ? '—' : `${Math.round(s.wallSeconds)} s`);
 
 function printTable(rows: Row[]): void {
-  const lines = [['comparison', 'model / dataset', 'budget', 'metric', 'Stride', 'PyTorch', 'Δ (points)', 'Stride wall', 'PyTorch wall', 'train-loss curves']];
+  const nudged = rows.some((r) => r.nudged);
+  const lines = [['comparison', 'model / dataset', 'budget', 'metric', 'Stride', 'PyTorch', 'Δ (points)', 'Stride wall', 'PyTorch wall', 'train-loss curves', ...(nudged ? ['PyTorch, init +1 ulp', 'Δ PyTorch runs'] : [])]];
   for (const r of rows) {
-    lines.push([r.comparison, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), r.difference === undefined ? '—' : r.difference.toFixed(2), secs(r.stride), secs(r.torch), r.lossCurve ? `≤ ${(100 * r.lossCurve.maxRelative).toFixed(1)} % apart (${r.lossCurve.windows} windows)` : '—']);
+    const points = (d: number | undefined): string => (d === undefined ? '—' : d.toFixed(2));
+    lines.push([r.comparison, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), points(r.difference), secs(r.stride), secs(r.torch), r.lossCurve ? `≤ ${(100 * r.lossCurve.maxRelative).toFixed(1)} % apart (${r.lossCurve.windows} windows)` : '—', ...(nudged ? [pct(r.nudged?.value), points(r.rounding)] : [])]);
   }
   const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   for (const l of lines) process.stdout.write(`${l.map((cell, c) => cell.padEnd(widths[c])).join('  ')}\n`);
@@ -246,15 +254,17 @@ async function main(): Promise<void> {
       process.stderr.write(`compare ${comparison}: ${spec.name}, ${exported.totalSteps} steps of ${spec.batchSize} in ${spec.shards} shards; files in ${dir}\n`);
       if (o.side === 'both' || o.side === 'stride') await writeFile(join(dir, 'stride.json'), JSON.stringify(await runStride(dir, spec, o.threads), null, 1));
       if (o.side === 'both' || o.side === 'torch') await writeFile(join(dir, 'torch.json'), JSON.stringify(await runTorch(dir, o.torchThreads, o.init), null, 1));
+      if (o.side === 'nudged') await writeFile(join(dir, 'torch-nudged.json'), JSON.stringify(await runTorch(dir, o.torchThreads, o.init, true), null, 1));
     }
     const task = (await readFile(join(dir, 'job.json'), 'utf8').then((t) => (JSON.parse(t) as { task: string }).task, () => 'classification'));
     const stride = await readResult(join(dir, 'stride.json'));
     const torch = await readResult(join(dir, 'torch.json'));
+    const nudged = await readResult(join(dir, 'torch-nudged.json'));
     const difference = stride && torch ? 100 * (stride.value - torch.value) : undefined;
     const torchCurve = torch?.detail.lossCurve as { steps: number; loss: number }[] | undefined;
     const lossCurve = torchCurve ? curveDifference(await strideLossCurve(dir, (torch!.detail.logEvery as number | undefined) ?? 50), torchCurve) : undefined;
     const budget = spec.epochs !== undefined ? `${spec.epochs} epoch${spec.epochs > 1 ? 's' : ''} × B ${spec.batchSize}` : `${spec.steps} steps × B ${spec.batchSize}`;
-    rows.push({ comparison, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
+    rows.push({ comparison, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, nudged, rounding: torch && nudged ? 100 * (torch.value - nudged.value) : undefined, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
   }
   if (o.json) process.stdout.write(`${JSON.stringify({ rows, loadAverage: loadavg() })}\n`);
   else printTable(rows);

@@ -216,6 +216,8 @@ interface Row {
   nudged?: SideResult;
   /** PyTorch minus nudged PyTorch, in points: what rounding alone moves the metric. */
   rounding?: number;
+  /** The two PyTorch runs' training-loss curves, compared as `lossCurve`. */
+  roundingCurve?: { windows: number; maxRelative: number };
   /** Stride minus PyTorch, in points. */
   difference?: number;
   /** Training loss, mean of each window of 50 steps: the largest relative difference between the sides. */
@@ -228,16 +230,21 @@ const secs = (s: SideResult | undefined): string => (s === undefined ? '—' : `
 
 function printTable(rows: Row[]): void {
   const nudged = rows.some((r) => r.nudged);
-  const lines = [['comparison', 'model / dataset', 'budget', 'metric', 'Stride', 'PyTorch', 'Δ (points)', 'Stride wall', 'PyTorch wall', 'train-loss curves', ...(nudged ? ['PyTorch, init +1 ulp', 'Δ PyTorch runs'] : [])]];
+  const lines = [['comparison', 'model / dataset', 'budget', 'metric', 'Stride', 'PyTorch', 'Δ (points)', 'Stride wall', 'PyTorch wall', 'train-loss curves', ...(nudged ? ['PyTorch, init +1 ulp', 'Δ PyTorch runs', 'their train-loss curves'] : [])]];
   for (const r of rows) {
     const points = (d: number | undefined): string => (d === undefined ? '—' : d.toFixed(2));
-    lines.push([r.comparison, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), points(r.difference), secs(r.stride), secs(r.torch), r.lossCurve ? `≤ ${(100 * r.lossCurve.maxRelative).toFixed(1)} % apart (${r.lossCurve.windows} windows)` : '—', ...(nudged ? [pct(r.nudged?.value), points(r.rounding)] : [])]);
+    const apart = (c: Row['lossCurve']): string => (c ? `≤ ${(100 * c.maxRelative).toFixed(1)} % apart (${c.windows} windows)` : '—');
+    lines.push([r.comparison, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), points(r.difference), secs(r.stride), secs(r.torch), apart(r.lossCurve), ...(nudged ? [pct(r.nudged?.value), points(r.rounding), apart(r.roundingCurve)] : [])]);
   }
   const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   for (const l of lines) process.stdout.write(`${l.map((cell, c) => cell.padEnd(widths[c])).join('  ')}\n`);
   const judged = rows.filter((r) => r.withinTolerance !== undefined);
   const verdict = judged.length === 0 ? 'not judged (a side is missing)' : judged.every((r) => r.withinTolerance) ? 'yes' : 'NO';
   const missing = rows.length - judged.length;
+  for (const r of rows) {
+    if (r.rounding === undefined) continue;
+    process.stdout.write(`${r.comparison}: two PyTorch runs one ulp apart at the start end ${Math.abs(r.rounding).toFixed(2)} points apart: below that, a single run cannot tell the implementations apart\n`);
+  }
   process.stdout.write(`load average (1 min) now ${loadavg()[0].toFixed(2)}; Stride within 1.5 points of PyTorch or better: ${verdict}${judged.length > 0 && missing > 0 ? ` (${missing} comparison${missing === 1 ? '' : 's'} missing a side)` : ''}\n`);
 }
 
@@ -263,8 +270,10 @@ async function main(): Promise<void> {
     const difference = stride && torch ? 100 * (stride.value - torch.value) : undefined;
     const torchCurve = torch?.detail.lossCurve as { steps: number; loss: number }[] | undefined;
     const lossCurve = torchCurve ? curveDifference(await strideLossCurve(dir, (torch!.detail.logEvery as number | undefined) ?? 50), torchCurve) : undefined;
+    const nudgedCurve = nudged?.detail.lossCurve as { steps: number; loss: number }[] | undefined;
+    const roundingCurve = torchCurve && nudgedCurve ? curveDifference(nudgedCurve, torchCurve) : undefined;
     const budget = spec.epochs !== undefined ? `${spec.epochs} epoch${spec.epochs > 1 ? 's' : ''} × B ${spec.batchSize}` : `${spec.steps} steps × B ${spec.batchSize}`;
-    rows.push({ comparison, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, nudged, rounding: torch && nudged ? 100 * (torch.value - nudged.value) : undefined, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
+    rows.push({ comparison, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, nudged, rounding: torch && nudged ? 100 * (torch.value - nudged.value) : undefined, roundingCurve, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
   }
   if (o.json) process.stdout.write(`${JSON.stringify({ rows, loadAverage: loadavg() })}\n`);
   else printTable(rows);

@@ -4,7 +4,7 @@
 //
 //   node --import tsx tools/torch/src/compare.ts [resnet|unet|yolo ...] [--side both|stride|torch|nudged|none]
 //        [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N]
-//        [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]
+//        [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR[,DIR...]] [--table] [--json]
 //
 // Same architecture (the zoo spec, built by tools/torch/stride_torch.py), same initial values
 // (Stride's, exported; `--init torch` draws them from torch's generator with the same init family),
@@ -63,8 +63,8 @@ interface Options {
   /** PyTorch's threads; default 1: OpenMP's spinning barriers make 2 threads ~15× slower on a busy 2-core machine. */
   torchThreads: number;
   init: 'stride' | 'torch';
-  /** Run directory name under the cache; default the comparison's name. */
-  runName?: string;
+  /** Run directory names under the cache (several only with `--table`); default the comparison's name. */
+  runNames: string[];
   overrides: Partial<JobSpecInput> & { baseChannels?: number };
 }
 
@@ -73,7 +73,7 @@ class UsageError extends Error {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { tasks: [], side: 'both', table: false, json: false, threads: 2, torchThreads: 1, init: 'stride', overrides: {} };
+  const o: Options = { tasks: [], side: 'both', table: false, json: false, threads: 2, torchThreads: 1, init: 'stride', runNames: [], overrides: {} };
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: expected an integer >= 1, got ${v ?? 'nothing'}`);
@@ -94,8 +94,9 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--table') o.table = true;
     else if (a === '--run-name') {
       const v = next();
-      if (v === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new UsageError(`--run-name: expected letters, digits, '.', '_' or '-', got ${v ?? 'nothing'}`);
-      o.runName = v;
+      const names = v?.split(',') ?? [];
+      if (names.length === 0 || names.some((n) => !/^[A-Za-z0-9_.-]{1,64}$/.test(n))) throw new UsageError(`--run-name: expected letters, digits, '.', '_' or '-' (a comma-separated list with --table), got ${v ?? 'nothing'}`);
+      o.runNames = names;
     }
     else if (a === '--json') o.json = true;
     else if (a === '--threads') o.threads = int(a, next());
@@ -115,12 +116,13 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--model') o.overrides.model = next();
     else if (a === '--base-channels') o.overrides.baseChannels = int(a, next());
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|nudged|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR] [--table] [--json]\n`);
+      process.stdout.write(`usage: compare.ts [${Object.keys(TASKS).join('|')} ...] [--side both|stride|torch|nudged|none] [--epochs N | --steps N] [--batch-size N] [--shards N] [--model NAME] [--base-channels N] [--threads N] [--torch-threads N] [--init stride|torch] [--train-samples N] [--test-samples N] [--seed N] [--run-name DIR[,DIR...]] [--table] [--json]\n`);
       process.exit(0);
     } else throw new UsageError(`unknown argument ${JSON.stringify(a)} (comparisons: ${Object.keys(TASKS).join(', ')})`);
   }
   if (o.overrides.epochs !== undefined && o.overrides.steps !== undefined) throw new UsageError('give either --epochs or --steps, not both');
   if (o.tasks.length === 0) o.tasks = Object.keys(TASKS) as Comparison[];
+  if (o.runNames.length > 1 && (!o.table || o.tasks.length !== 1)) throw new UsageError('several --run-name values need --table and one comparison (they are printed together)');
   return o;
 }
 
@@ -205,6 +207,8 @@ async function readResult(file: string): Promise<SideResult | undefined> {
 
 interface Row {
   comparison: Comparison;
+  /** Its run directory's name. */
+  run: string;
   task: string;
   model: string;
   dataset: string;
@@ -234,30 +238,40 @@ function printTable(rows: Row[]): void {
   for (const r of rows) {
     const points = (d: number | undefined): string => (d === undefined ? '—' : d.toFixed(2));
     const apart = (c: Row['lossCurve']): string => (c ? `≤ ${(100 * c.maxRelative).toFixed(1)} % apart (${c.windows} windows)` : '—');
-    lines.push([r.comparison, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), points(r.difference), secs(r.stride), secs(r.torch), apart(r.lossCurve), ...(nudged ? [pct(r.nudged?.value), points(r.rounding), apart(r.roundingCurve)] : [])]);
+    lines.push([r.run === r.comparison ? r.comparison : `${r.comparison} (${r.run})`, `${r.model} / ${r.dataset}`, r.budget, r.metric, pct(r.stride?.value), pct(r.torch?.value), points(r.difference), secs(r.stride), secs(r.torch), apart(r.lossCurve), ...(nudged ? [pct(r.nudged?.value), points(r.rounding), apart(r.roundingCurve)] : [])]);
   }
   const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   for (const l of lines) process.stdout.write(`${l.map((cell, c) => cell.padEnd(widths[c])).join('  ')}\n`);
   const judged = rows.filter((r) => r.withinTolerance !== undefined);
-  const verdict = judged.length === 0 ? 'not judged (a side is missing)' : judged.every((r) => r.withinTolerance) ? 'yes' : 'NO';
   const missing = rows.length - judged.length;
-  for (const r of rows) {
-    if (r.rounding === undefined) continue;
-    process.stdout.write(`${r.comparison}: two PyTorch runs one ulp apart at the start end ${Math.abs(r.rounding).toFixed(2)} points apart: below that, a single run cannot tell the implementations apart\n`);
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  // Several runs of one comparison (seeds): the mean difference is judged, not each run's.
+  const seeds = rows.length > 1 && rows.every((r) => r.comparison === rows[0].comparison);
+  const meanDifference = seeds && judged.length > 0 ? mean(judged.map((r) => r.difference!)) : undefined;
+  const verdict =
+    judged.length === 0 ? 'not judged (a side is missing)' : meanDifference !== undefined ? `${meanDifference >= -1.5 ? 'yes' : 'NO'}, on the mean over ${judged.length} runs (${meanDifference.toFixed(2)} points)` : judged.every((r) => r.withinTolerance) ? 'yes' : 'NO';
+  const rounding = rows.filter((r) => r.rounding !== undefined);
+  if (seeds && rounding.length > 1) {
+    process.stdout.write(`${rows[0].comparison}: two PyTorch runs one ulp apart at the start end ${mean(rounding.map((r) => Math.abs(r.rounding!))).toFixed(2)} points apart on average over ${rounding.length} runs (${rounding.map((r) => Math.abs(r.rounding!).toFixed(2)).join(', ')}); Stride and PyTorch ${judged.length > 0 ? `${mean(judged.map((r) => Math.abs(r.difference!))).toFixed(2)} points apart on average over ${judged.length}` : '—'}\n`);
+  } else {
+    for (const r of rounding) process.stdout.write(`${r.comparison}: two PyTorch runs one ulp apart at the start end ${Math.abs(r.rounding!).toFixed(2)} points apart: below that, a single run cannot tell the implementations apart\n`);
   }
-  process.stdout.write(`load average (1 min) now ${loadavg()[0].toFixed(2)}; Stride within 1.5 points of PyTorch or better: ${verdict}${judged.length > 0 && missing > 0 ? ` (${missing} comparison${missing === 1 ? '' : 's'} missing a side)` : ''}\n`);
+  process.stdout.write(`load average (1 min) now ${loadavg()[0].toFixed(2)}; Stride within 1.5 points of PyTorch or better: ${verdict}${judged.length > 0 && missing > 0 ? ` (${missing} run${missing === 1 ? '' : 's'} missing a side)` : ''}\n`);
 }
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const rows: Row[] = [];
-  for (const comparison of o.tasks) {
-    const dir = join(CACHE, o.tasks.length === 1 && o.runName ? o.runName : comparison);
+  const runs = o.tasks.length === 1 && o.runNames.length > 0 ? o.runNames.map((name) => ({ comparison: o.tasks[0], name })) : o.tasks.map((comparison) => ({ comparison, name: comparison }));
+  for (const { comparison, name } of runs) {
+    const dir = join(CACHE, name);
     // `--table` describes the runs as they were made: their kept spec, not today's defaults.
     const kept = o.table ? await readFile(join(dir, 'spec.json'), 'utf8').then((t) => normalizeJobSpec(JSON.parse(t) as JobSpecInput), () => undefined) : undefined;
     const spec = kept ?? jobSpecOf(comparison, o.overrides);
     if (!o.table) {
       const exported = await exportRun(spec, dir, join(CACHE, 'data'));
+      // What `--table` describes the run by, whichever sides run.
+      await writeFile(join(dir, 'spec.json'), `${JSON.stringify(spec, null, 1)}\n`);
       process.stderr.write(`compare ${comparison}: ${spec.name}, ${exported.totalSteps} steps of ${spec.batchSize} in ${spec.shards} shards; files in ${dir}\n`);
       if (o.side === 'both' || o.side === 'stride') await writeFile(join(dir, 'stride.json'), JSON.stringify(await runStride(dir, spec, o.threads), null, 1));
       if (o.side === 'both' || o.side === 'torch') await writeFile(join(dir, 'torch.json'), JSON.stringify(await runTorch(dir, o.torchThreads, o.init), null, 1));
@@ -273,7 +287,7 @@ async function main(): Promise<void> {
     const nudgedCurve = nudged?.detail.lossCurve as { steps: number; loss: number }[] | undefined;
     const roundingCurve = torchCurve && nudgedCurve ? curveDifference(nudgedCurve, torchCurve) : undefined;
     const budget = spec.epochs !== undefined ? `${spec.epochs} epoch${spec.epochs > 1 ? 's' : ''} × B ${spec.batchSize}` : `${spec.steps} steps × B ${spec.batchSize}`;
-    rows.push({ comparison, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, nudged, rounding: torch && nudged ? 100 * (torch.value - nudged.value) : undefined, roundingCurve, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
+    rows.push({ comparison, run: name, task, model: typeof spec.model === 'string' ? spec.model : (spec.model.name ?? 'model'), dataset: typeof spec.dataset === 'string' ? spec.dataset : spec.dataset.type, budget, metric: METRIC[task].label, stride, torch, nudged, rounding: torch && nudged ? 100 * (torch.value - nudged.value) : undefined, roundingCurve, difference, lossCurve, withinTolerance: difference === undefined ? undefined : difference >= -1.5 });
   }
   if (o.json) process.stdout.write(`${JSON.stringify({ rows, loadAverage: loadavg() })}\n`);
   else printTable(rows);

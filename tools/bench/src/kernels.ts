@@ -1,7 +1,7 @@
 // GEMM and convolution kernels in GFLOP/s per core, WebAssembly SIMD against the JS kernels,
 // through @stride/cnn's public kernel entry points (the ones the ops call).
 import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize, createRng, setWasmKernelsEnabled, sgemm } from '@stride/cnn';
-import { PEAK_GFLOPS_PER_CORE, ratePerCpuSecond } from './stats.ts';
+import { ratePerCpuSecond } from './stats.ts';
 
 export interface KernelFigure {
   name: string;
@@ -18,7 +18,7 @@ function rand(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 }
 
-function measure(name: string, flop: number, fn: () => void, ms: number): KernelFigure {
+function measure(name: string, flop: number, fn: () => void, ms: number, peak: number): KernelFigure {
   const gflops = (): number => ratePerCpuSecond(fn, flop, ms) / 1e9;
   const wasmGflops = gflops();
   setWasmKernelsEnabled(false);
@@ -28,7 +28,7 @@ function measure(name: string, flop: number, fn: () => void, ms: number): Kernel
   } finally {
     setWasmKernelsEnabled(true);
   }
-  return { name, flop, wasmGflops, jsGflops, pctOfPeak: (100 * wasmGflops) / PEAK_GFLOPS_PER_CORE };
+  return { name, flop, wasmGflops, jsGflops, pctOfPeak: (100 * wasmGflops) / peak };
 }
 
 /** GEMM shapes: LeNet-5's linear layers at batch 64 (forward, input and weight gradients), conv-sized ones, and 512³. */
@@ -47,13 +47,14 @@ const CONVS: [string, number, number, number, number][] = [
   ['conv2 6->16 14x14', 6, 14, 16, 0],
 ];
 
-export function benchKernels(ms: number): KernelFigure[] {
+/** `peak`: one core's fp32 peak (GFLOP/s), for `pctOfPeak`. */
+export function benchKernels(ms: number, peak: number): KernelFigure[] {
   const out: KernelFigure[] = [];
   for (const [name, m, n, k, transA, transB] of GEMMS) {
     const a = rand(m * k, 1);
     const b = rand(k * n, 2);
     const c = new Float32Array(m * n);
-    out.push(measure(name, 2 * m * n * k, () => sgemm(m, n, k, a, b, c, transA, transB, false), ms));
+    out.push(measure(name, 2 * m * n * k, () => sgemm(m, n, k, a, b, c, transA, transB, false), ms, peak));
   }
   const batch = 64;
   for (const [name, cIn, h, cOut, pad] of CONVS) {
@@ -67,9 +68,9 @@ export function benchKernels(ms: number): KernelFigure[] {
     const gx = new Float32Array(x.length);
     const gw = new Float32Array(w.length);
     const flop = 2 * batch * cOut * o * o * cIn * 25;
-    out.push(measure(`${name} forward`, flop, () => conv2dForward(x, w, bias, y, d), ms));
-    out.push(measure(`${name} backward input`, flop, () => conv2dBackwardInput(g, w, gx, d), ms));
-    out.push(measure(`${name} backward weight`, flop, () => conv2dBackwardWeight(x, g, gw, d), ms));
+    out.push(measure(`${name} forward`, flop, () => conv2dForward(x, w, bias, y, d), ms, peak));
+    out.push(measure(`${name} backward input`, flop, () => conv2dBackwardInput(g, w, gx, d), ms, peak));
+    out.push(measure(`${name} backward weight`, flop, () => conv2dBackwardWeight(x, g, gw, d), ms, peak));
   }
   return out;
 }

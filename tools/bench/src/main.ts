@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]]`
 // `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kernelBackend } from '@stride/cnn';
 import { type KernelFigure, benchKernels } from './kernels.ts';
-import { type Machine, PEAK_GFLOPS_PER_CORE, describeMachine, median } from './stats.ts';
+import { type Machine, PEAK_GFLOPS_PER_CORE, REFERENCE_CPU, describeMachine, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
@@ -45,11 +45,15 @@ const { values: opts } = parseArgs({
     'zoo-models': { type: 'string' },
     'zoo-steps': { type: 'string', default: '5' },
     'zoo-compare': { type: 'string' },
+    peak: { type: 'string' },
   },
   strict: true,
 });
 const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be an integer >= 1, got ${opts.reps}`);
+// One core's fp32 peak: the reference machine's unless given (the % of peak is only meaningful for the CPU it belongs to).
+const peak = opts.peak === undefined ? PEAK_GFLOPS_PER_CORE : Number(opts.peak);
+if (!Number.isFinite(peak) || peak <= 0) throw new RangeError(`--peak must be a positive number of GFLOP/s, got ${opts.peak}`);
 
 if (opts.zoo) {
   const steps = Number(opts['zoo-steps']);
@@ -98,17 +102,20 @@ const report: Report = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   machine,
   backend: kernelBackend(),
-  peakGflopsPerCore: PEAK_GFLOPS_PER_CORE,
+  peakGflopsPerCore: peak,
   training: { stride1: [], stride2: [], torch1: [], torch2: [] },
   inference: { stride1: [], torch1: [], torch2: [] },
   torch: 'not run',
   summary: {},
 };
 log(`machine: ${machine.cores} cores, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}`);
+if (opts.peak === undefined && !REFERENCE_CPU.test(machine.cpuModel)) {
+  log(`note: the % of peak uses the reference machine's ${PEAK_GFLOPS_PER_CORE} GFLOP/s per core (AMD EPYC Zen 4); this CPU is another one: give its own with --peak`);
+}
 
 if (!opts['no-kernels']) {
   log('kernels...');
-  report.kernels = benchKernels(opts.quick ? 150 : 400);
+  report.kernels = benchKernels(opts.quick ? 150 : 400, peak);
 }
 
 const noTorch = opts['no-torch'] ? '--no-torch' : torchUnavailable();
@@ -206,7 +213,7 @@ function printTable(r: Report): void {
   const b = r.training.stride2[0]?.breakdown;
   if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
   if (r.kernels) {
-    console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${PEAK_GFLOPS_PER_CORE}:`);
+    console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${peak}${opts.peak === undefined ? ' (the reference machine\'s)' : ''}:`);
     const w = Math.max(...r.kernels.map((k) => k.name.length));
     for (const k of r.kernels) console.log(`  ${k.name.padEnd(w)}  wasm ${f(k.wasmGflops, 1).padStart(5)}  (${f(k.pctOfPeak, 1).padStart(4)}% of peak)  js ${f(k.jsGflops, 1).padStart(4)}  x${f(k.wasmGflops / k.jsGflops, 1)}`);
   }

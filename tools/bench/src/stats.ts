@@ -52,3 +52,6 @@ export function describeMachine(): Machine {
 
 /** fp32 FMA peak of one core of the reference machine (3.53 GHz × 32 FLOP/cycle, AVX-512). */
 export const PEAK_GFLOPS_PER_CORE = 113;
+
+/** The reference machine's CPU (../shared/anchors), whose peak is PEAK_GFLOPS_PER_CORE. */
+export const REFERENCE_CPU = /AMD EPYC/;

@@ -20,10 +20,9 @@ export interface LockTuning {
   /** Stalls (lock lost, e.g. the process was killed) after which a job fails instead of going back to wait. */
   maxStalledCount: number;
   /**
-   * How long the worker waits before fetching again after a Redis connection error (ms). BullMQ's
-   * default, 15 s, leaves a worker idle for 15 s after every blip of the connection (Redis
-   * restarted, a proxy dropping idle sockets): three blips in one short training run cost 45 s.
-   * ioredis has reconnected long before 1 s.
+   * How long the worker waits before fetching again after a Redis connection error reaches it
+   * (ms), e.g. while Redis restarts. BullMQ's default, 15 s, leaves the worker idle that long
+   * after each such error, although ioredis is usually reconnected within a second.
    */
   runRetryDelayMs: number;
 }

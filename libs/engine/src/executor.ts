@@ -139,9 +139,13 @@ export interface ShardResult {
   readonly timing?: ShardTiming;
 }
 
+/** Wall-clock ms with sub-ms resolution, comparable across the processes and threads of one machine: the clock of `ShardTiming`. */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /**
- * Timeline of one shard, for the step-time breakdown. Instants are wall-clock milliseconds
- * (`performance.timeOrigin + performance.now()`, comparable across processes of one machine).
+ * Timeline of one shard, for the step-time breakdown. Instants are `wallClock()` milliseconds.
  * Nothing here reaches the parameters.
  */
 export interface ShardTiming {

@@ -1,5 +1,6 @@
 // Public face of @stride/engine: the training engine. Knows no transport.
 export type { JobContext, ShardTargets, TaskName, ShardTask, TrainShardTask, EvalShardTask, ShardResult, ShardTiming, Executor } from './executor.ts';
+export { wallClock } from './executor.ts';
 export { JobSpecError, CheckpointError, ShardResultError, DivergenceError, LeaseLostError, StaleParamsError, ThreadError, isNamedError } from './errors.ts';
 export { crashPoint } from './test-hooks.ts';
 export { normalizeJobSpec, jobSpecHash, canonicalJson, totalStepsOf, resolveDataset, MAX_GENERATED_SAMPLES, DATASETS, DATASET_SHAPES, DEFAULT_OPTIMIZER, asJobSpecError, DEFAULT_SCHEDULE } from './spec.ts';

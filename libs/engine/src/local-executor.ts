@@ -4,7 +4,7 @@
 // thread reads a version without a copy per task and loads it into its model once.
 import { availableParallelism } from 'node:os';
 import { ThreadError } from './errors.ts';
-import type { Executor, JobContext, ShardResult, ShardTask } from './executor.ts';
+import { wallClock, type Executor, type JobContext, type ShardResult, type ShardTask } from './executor.ts';
 import type { LocalThreadReply, LocalThreadRequest } from './local-thread.ts';
 import { ThreadPool } from './thread-pool.ts';
 
@@ -70,7 +70,7 @@ export class LocalExecutor implements Executor {
   private async runOne(job: JobContext, published: Published, task: ShardTask): Promise<ShardResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const reply = await this.pool.run({ type: 'shard', job, version: published.version, state: published.state, task, queuedAt: performance.timeOrigin + performance.now() });
+        const reply = await this.pool.run({ type: 'shard', job, version: published.version, state: published.state, task, queuedAt: wallClock() });
         return reply as ShardResult;
       } catch (err) {
         // A thread that died (no remote error name) is replaced by the pool: try again there.

@@ -1,5 +1,5 @@
 // Thread side of the LocalExecutor: one ShardComputer per job, fed parameter versions from shared memory.
-import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+import { wallClock, type JobContext, type ShardResult, type ShardTask } from './executor.ts';
 import { ShardComputer } from './shard.ts';
 import { serveThread, threadIndex } from './thread-pool.ts';
 
@@ -13,7 +13,7 @@ export type LocalThreadRequest =
       /** The packed state of that version, float32, shared read-only with every thread. */
       readonly state: SharedArrayBuffer;
       readonly task: ShardTask;
-      /** `performance.timeOrigin + performance.now()` when the task was queued. */
+      /** `wallClock()` when the task was queued. */
       readonly queuedAt: number;
     }
   | { readonly type: 'release'; readonly jobId: string };
@@ -22,7 +22,6 @@ export type LocalThreadReply = ShardResult | { readonly released: string };
 
 const index = threadIndex();
 const computers = new Map<string, ShardComputer>();
-const now = (): number => performance.timeOrigin + performance.now();
 
 serveThread<LocalThreadRequest, LocalThreadReply>(
   (req) => {
@@ -30,7 +29,7 @@ serveThread<LocalThreadRequest, LocalThreadReply>(
       computers.delete(req.jobId);
       return { released: req.jobId };
     }
-    const startedAt = now();
+    const startedAt = wallClock();
     const queueMs = Math.max(0, startedAt - req.queuedAt);
     let computer = computers.get(req.job.jobId);
     if (!computer) {
@@ -38,10 +37,10 @@ serveThread<LocalThreadRequest, LocalThreadReply>(
       computers.set(req.job.jobId, computer);
     }
     if (computer.version !== req.version) computer.setState(req.version, new Float32Array(req.state));
-    const fetchMs = now() - startedAt;
+    const fetchMs = wallClock() - startedAt;
     const result = computer.compute(req.task, { queueMs, workerId: `thread-${index ?? '?'}` });
     // The gradient travels with the reply (transferred, not copied): nothing to upload.
-    return { ...result, timing: { enqueuedAt: req.queuedAt, startedAt, fetchMs, uploadMs: 0, doneAt: now() } };
+    return { ...result, timing: { enqueuedAt: req.queuedAt, startedAt, fetchMs, uploadMs: 0, doneAt: wallClock() } };
   },
   {
     // Move the gradient and buffers to the main thread instead of copying them.

@@ -431,7 +431,7 @@ export interface ShardReturn extends ShardIdentity {
   readonly timing?: WorkerTiming;
 }
 
-/** The worker's part of a shard's timeline: wall-clock ms (`performance.timeOrigin + performance.now()`). */
+/** The worker's part of a shard's timeline: `wallClock()` ms (@stride/engine). */
 export interface WorkerTiming {
   readonly startedAt: number;
   readonly fetchMs: number;

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { crashPoint, ShardResultError, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import { crashPoint, ShardResultError, wallClock, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import { BlobStore } from './blob-store.ts';
 import { parseShardReturn, type ShardJobData, type ShardReturn } from './codec.ts';
 import { bullConnection, createRedis, withDefaults, type TransportConfig } from './config.ts';
@@ -567,11 +567,6 @@ export class BullmqExecutor implements Executor {
     this.accepted.add(bullId);
     if (this.accepted.size > ACCEPTED_MEMORY) this.accepted.delete(this.accepted.values().next().value!);
   }
-}
-
-/** Wall-clock ms with sub-ms resolution, comparable across the processes of one machine. */
-function wallClock(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number, shards: number): ShardJobData {

@@ -6,7 +6,7 @@
 // restart would miss: a killed worker loses only the shard in hand, which BullMQ hands to another.
 import { availableParallelism } from 'node:os';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { isNamedError, ThreadError, ThreadPool, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import { isNamedError, ThreadError, ThreadPool, wallClock, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import type { BlobStore } from './blob-store.ts';
 import { withDefaults } from './config.ts';
 import { parseShardJobData, type ShardJobData, type ShardReturn } from './codec.ts';
@@ -44,8 +44,6 @@ export interface ProcessorStats {
   active: number;
 }
 
-/** Wall-clock ms with sub-ms resolution, comparable across the processes of one machine. */
-const now = (): number => performance.timeOrigin + performance.now();
 
 /** Errors that no retry of the same job can fix: the job fails at once with the error's name in its reason. */
 const PERMANENT = ['MessageError', 'MissingBlobError', 'StaleJobError', 'JobSpecError'];
@@ -83,13 +81,13 @@ export class ShardProcessor {
    * are retried by BullMQ.
    */
   process = async (job: Job): Promise<ShardReturn> => {
-    const startedAt = now();
+    const startedAt = wallClock();
     this.stats.active++;
     try {
       const data = parseShardJobData(job.data);
       const { result, readyAt } = await this.fetchAndCompute(data, Math.max(0, startedAt - data.enqueuedAt));
       this.stats.busyMs += result.computeMs;
-      const uploadStart = now();
+      const uploadStart = wallClock();
       if (result.kind === 'train') {
         const upload = this.store.putGradient({
           jobId: data.jobId,
@@ -109,7 +107,7 @@ export class ShardProcessor {
           });
         }
       }
-      const doneAt = now();
+      const doneAt = wallClock();
       this.stats.shardsDone++;
       // Fetching: job data, context, parameters and input, then the thread's loading of the version and
       // the hand-off of the result. Not the time the shard waited for a thread busy with another one
@@ -154,7 +152,7 @@ export class ShardProcessor {
       this.store.getInput({ jobId: data.jobId, kind: data.kind, step: data.step, shard: data.shard, count: data.count, sampleBytes: c * h * w, task: context.task, pixels: h * w }),
     ]);
     const task: ShardTask = { kind: data.kind, jobId: data.jobId, step: data.step, shard: data.shard, paramsVersion: data.paramsVersion, count: data.count, images: input.images, labels: input.labels, ...(input.targets ? { targets: input.targets } : {}) };
-    const readyAt = now();
+    const readyAt = wallClock();
     const result = (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
     return { result, readyAt };
   }

@@ -1,6 +1,6 @@
 // Thread side of the shard processor: one ShardComputer per recent job, fed parameter versions
 // from shared memory. Runs inside the processor's ThreadPool (see processor.ts).
-import { serveThread, ShardComputer, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import { serveThread, ShardComputer, wallClock, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 
 /** What the processor sends a thread: everything to compute one shard, or a ping (answered once the thread is up). */
 export type ShardThreadRequest = ShardRequest | { readonly type: 'ping' };
@@ -23,7 +23,6 @@ interface ShardRequest {
  */
 const MAX_MODELS = 2;
 const computers = new Map<string, ShardComputer>();
-const now = (): number => performance.timeOrigin + performance.now();
 
 function computerFor(context: JobContext): ShardComputer {
   let computer = computers.get(context.jobId);
@@ -41,13 +40,13 @@ function computerFor(context: JobContext): ShardComputer {
 serveThread<ShardThreadRequest, ShardResult | 'pong'>(
   (req) => {
     if (req.type === 'ping') return 'pong';
-    const startedAt = now();
+    const startedAt = wallClock();
     const computer = computerFor(req.context);
     if (computer.version !== req.version) computer.setState(req.version, new Float32Array(req.state));
-    const fetchMs = now() - startedAt;
+    const fetchMs = wallClock() - startedAt;
     const result = computer.compute(req.task, { queueMs: req.queueMs, workerId: req.workerId });
     // The thread's part of the timeline (the processor adds Redis's): when it took the shard, loading the version.
-    return { ...result, timing: { startedAt, fetchMs, uploadMs: 0, doneAt: now() } };
+    return { ...result, timing: { startedAt, fetchMs, uploadMs: 0, doneAt: wallClock() } };
   },
   {
     // Move the gradient and buffers to the main thread instead of copying them.

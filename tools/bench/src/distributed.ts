@@ -25,7 +25,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Executor, type JobContext, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train } from '@stride/engine';
+import { type Executor, type JobContext, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train, wallClock } from '@stride/engine';
 import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig, type TransportConfig } from '@stride/queue';
 import type { Redis } from 'ioredis';
 import { median } from './stats.ts';
@@ -93,7 +93,6 @@ interface StepRecord {
   results: ShardResult[];
 }
 
-const wallClock = (): number => performance.timeOrigin + performance.now();
 
 /** An Executor that times publishParams and runShards of train steps and keeps the shard results' timelines. */
 class TimedExecutor implements Executor {

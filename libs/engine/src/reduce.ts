@@ -22,40 +22,51 @@ export interface ReducedBatch {
 }
 
 /**
- * True when every value is finite: `v · 0` is ±0 for a finite v and NaN for NaN and ±Infinity, so
- * the sums stay 0 exactly when all are finite. Branch-free with two independent sums: twice as
- * fast as a compare per element.
+ * Σ v² over `a`, accumulated in float64 (four independent sums, so the loop is not one long chain
+ * of dependent additions). It is finite exactly when every value is: a NaN or ±Infinity makes it
+ * NaN or Infinity, and finite float32 values cannot overflow it (the largest, 3.4e38, squared is
+ * 1.2e77). One pass gives both the finiteness check and the gradient's norm.
  */
-function allFinite(a: Float32Array): boolean {
+function sumOfSquares(a: Float32Array): number {
   let s0 = 0;
   let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
   const n = a.length;
   let i = 0;
-  for (; i + 1 < n; i += 2) {
-    s0 += a[i] * 0;
-    s1 += a[i + 1] * 0;
+  for (; i + 3 < n; i += 4) {
+    const v0 = a[i];
+    const v1 = a[i + 1];
+    const v2 = a[i + 2];
+    const v3 = a[i + 3];
+    s0 += v0 * v0;
+    s1 += v1 * v1;
+    s2 += v2 * v2;
+    s3 += v3 * v3;
   }
-  if (i < n) s0 += a[i] * 0;
-  return s0 + s1 === 0;
+  for (; i < n; i++) s0 += a[i] * a[i];
+  return s0 + s1 + (s2 + s3);
 }
 
 /**
- * Results `checkShardResult` accepted, with the task each was checked against: `reduceShards`
- * does not scan their gradients a second time (the trainer checks every result before reducing).
+ * Results `checkShardResult` accepted, with the task each was checked against and its gradient's
+ * Σ v²: `reduceShards` and `gradientOutliers` do not scan their gradients a second time (the
+ * trainer checks every result, then compares norms, then reduces).
  */
-const accepted = new WeakMap<ShardResult, ShardTask>();
+const accepted = new WeakMap<ShardResult, { task: ShardTask; sumSquares?: number }>();
 
 /**
  * Checks one result against the task it answers. Returns the problem as a sentence, or undefined
  * when the result is acceptable.
  */
 export function checkShardResult(job: JobContext, task: ShardTask, r: ShardResult | undefined): string | undefined {
-  const problem = findProblem(job, task, r);
-  if (problem === undefined) accepted.set(r!, task);
+  const checked: { sumSquares?: number } = {};
+  const problem = findProblem(job, task, r, checked);
+  if (problem === undefined) accepted.set(r!, { task, ...checked });
   return problem;
 }
 
-function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefined): string | undefined {
+function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefined, checked: { sumSquares?: number }): string | undefined {
   if (!r || typeof r !== 'object') return 'no result';
   if (r.kind !== task.kind) return `kind ${r.kind}, expected ${task.kind}`;
   if (r.jobId !== task.jobId) return `job ${r.jobId}, expected ${task.jobId}`;
@@ -69,10 +80,11 @@ function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefine
   if (task.kind === 'train') {
     if (!(r.gradient instanceof Float32Array)) return 'no gradient';
     if (r.gradient.length !== job.gradientLength) return `gradient of ${r.gradient.length} values, expected ${job.gradientLength}`;
-    if (!allFinite(r.gradient)) return 'gradient holds non-finite values';
+    checked.sumSquares = sumOfSquares(r.gradient);
+    if (!Number.isFinite(checked.sumSquares)) return 'gradient holds non-finite values';
     if (job.bufferLength > 0) {
       if (!(r.buffers instanceof Float32Array) || r.buffers.length !== job.bufferLength) return `buffers of ${r.buffers?.length ?? 0} values, expected ${job.bufferLength}`;
-      if (!allFinite(r.buffers)) return 'buffers hold non-finite values';
+      if (!Number.isFinite(sumOfSquares(r.buffers))) return 'buffers hold non-finite values';
     }
   }
   return undefined;
@@ -85,7 +97,7 @@ function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefine
 export function reduceShards(job: JobContext, tasks: readonly ShardTask[], results: readonly ShardResult[]): ReducedBatch {
   if (results.length !== tasks.length) throw new ShardResultError(`job ${job.jobId}: ${results.length} results for ${tasks.length} shard tasks`);
   for (let s = 0; s < tasks.length; s++) {
-    if (accepted.get(results[s]) === tasks[s] && results[s].gradient?.length === job.gradientLength) continue;
+    if (accepted.get(results[s])?.task === tasks[s] && results[s].gradient?.length === job.gradientLength) continue;
     const problem = checkShardResult(job, tasks[s], results[s]);
     if (problem) throw new ShardResultError(`job ${job.jobId} step ${tasks[s].step} shard ${tasks[s].shard}: ${problem}`);
   }
@@ -137,6 +149,14 @@ function sumInOrder(grads: readonly Float32Array[], count: number, length: numbe
     for (let i = 0; i < length; i++) out[i] = Math.fround(0 + g0[i] + gl[i]) / count;
     return out;
   }
+  if (last === 2 || last === 3) {
+    // One pass for three or four shards: each partial sum rounded to float32 as a store would.
+    const g1 = grads[1];
+    const g2 = grads[2];
+    if (last === 2) for (let i = 0; i < length; i++) out[i] = Math.fround(Math.fround(0 + g0[i] + g1[i]) + g2[i]) / count;
+    else for (let i = 0; i < length; i++) out[i] = Math.fround(Math.fround(Math.fround(0 + g0[i] + g1[i]) + g2[i]) + gl[i]) / count;
+    return out;
+  }
   for (let i = 0; i < length; i++) out[i] = 0 + g0[i];
   for (let s = 1; s < last; s++) {
     const g = grads[s];
@@ -164,10 +184,7 @@ export function gradientOutliers(results: readonly ShardResult[], factor = OUTLI
   if (results.length < 2) return [];
   const norms = results.map((r) => {
     const g = r.gradient;
-    if (!g) return 0;
-    let s = 0;
-    for (let i = 0; i < g.length; i++) s += g[i] * g[i];
-    return Math.sqrt(s) / r.count;
+    return g ? Math.sqrt(accepted.get(r)?.sumSquares ?? sumOfSquares(g)) / r.count : 0;
   });
   const sorted = [...norms].sort((a, b) => a - b);
   const median = sorted[(sorted.length - 1) >> 1];

@@ -186,6 +186,13 @@ export interface Executor {
   publishParams(job: JobContext, version: number, state: Uint8Array): Promise<void>;
   /** Computes the tasks (all of one job, one parameter version) and returns one result per task, in task order. */
   runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]>;
+  /**
+   * Optional hint: `tasks` (the next step's) will be run soon, with a parameter version not
+   * published yet. An executor that moves inputs over a network may send them now, while the
+   * current step computes, instead of at the start of that step. Never throws and never changes a
+   * result: whatever was not staged when `runShards` comes is sent then.
+   */
+  prepareShards?(job: JobContext, tasks: readonly ShardTask[]): void;
   /** Drops everything kept for the job (cached models, published versions). Idempotent. */
   releaseJob(jobId: string): Promise<void>;
   /** Releases threads / connections. Idempotent: every call returns the same promise. */

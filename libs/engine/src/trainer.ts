@@ -191,6 +191,8 @@ interface Progress {
   elapsedBefore: number;
   /** Version last handed to `publishParams` (-1: none yet in this run). */
   published: number;
+  /** The next step's tasks, built early and handed to `Executor.prepareShards`. */
+  next?: { step: number; tasks: ShardTask[] };
   checkpointStep: number;
   checkpointFile?: string;
   /** Steps skipped in a row, and steps in a row whose loss was above the blow-up limit (this run). */
@@ -500,19 +502,50 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     }
   }
 
-  private async trainStep(s: Setup, p: Progress): Promise<void> {
-    const t0 = performance.now();
-    const step = p.done;
+  /** The shard tasks of train step `step`: its planned samples (augmented) and targets. */
+  private trainTasks(s: Setup, step: number): ShardTask[] {
     const plan = s.planner.plan(step);
-    const tasks: ShardTask[] = plan.shards.map((sh) => {
+    return plan.shards.map((sh) => {
       const { images, labels } = shardSamples(s.train, plan, sh, s.spec.augment ? { ...s.spec.augment, seed: s.spec.seed } : undefined);
       const targets = shardTargets(s.job.task, s.train, plan.indices.subarray(sh.start, sh.end));
       return { kind: 'train', jobId: this.jobId, step, shard: sh.shard, paramsVersion: step, count: sh.end - sh.start, images, labels, ...(targets ? { targets } : {}) };
     });
+  }
+
+  /**
+   * When the executor stages inputs ahead (`prepareShards`): builds step `step`'s tasks once this
+   * step's are on their way, hands them over, and keeps them for `trainStep`. Failures only mean
+   * nothing was prepared (the step builds its tasks itself and reports the error then).
+   */
+  private prepareNext(s: Setup, p: Progress, step: number): void {
+    const executor = this.options.executor;
+    if (!executor.prepareShards || step >= s.totalSteps) return;
+    // After the current step's enqueue has gone out: its inputs are not delayed by these.
+    setImmediate(() => {
+      // The step before `step` is still running (not when the executor answered at once).
+      if (p.done !== step - 1) return;
+      try {
+        const tasks = this.trainTasks(s, step);
+        p.next = { step, tasks };
+        executor.prepareShards!(s.job, tasks);
+      } catch {
+        p.next = undefined;
+      }
+    });
+  }
+
+  private async trainStep(s: Setup, p: Progress): Promise<void> {
+    const t0 = performance.now();
+    const step = p.done;
+    const plan = s.planner.plan(step);
+    const tasks = p.next?.step === step ? p.next.tasks : this.trainTasks(s, step);
+    p.next = undefined;
     const publishMs = await this.publish(s, p);
     let results: ShardResult[];
     try {
-      results = await this.runValidated(s, tasks);
+      const running = this.runValidated(s, tasks);
+      this.prepareNext(s, p, step + 1);
+      results = await running;
     } catch (err) {
       if (!isNamedError(err, 'ShardResultError') || !SKIPPABLE.has((err as ShardResultError).reason ?? '')) throw err;
       return this.skipStep(s, p, step, (err as Error).message);

@@ -149,6 +149,10 @@ export class BullmqExecutor implements Executor {
   private readonly background = new Set<Promise<unknown>>();
   /** Clean-ups in flight, by shard job id. */
   private readonly cleaning = new Map<string, Promise<void>>();
+  /** Inputs written ahead by `prepareShards`, by input key: resolves true once stored. */
+  private readonly staged = new Map<string, { jobId: string; written: Promise<boolean> }>();
+  /** The enqueue of the runShards in progress (staged writes go out after it). */
+  private enqueuing: Promise<unknown> = Promise.resolve();
   private readonly ready: Promise<void>;
   private readonly pollTimer: NodeJS.Timeout;
   private readonly keepAliveTimer: NodeJS.Timeout;
@@ -246,8 +250,12 @@ export class BullmqExecutor implements Executor {
       // (Sending both at once on one connection saved no measurable time and, with a connection cut
       // between them, let a worker take a job whose input was not written.) Idempotent: a job id
       // that exists already is left as it is.
-      await this.retry(() => this.writeInputs(tasks, pub), signal);
-      await this.retry(() => this.queue.addBulk(jobs), signal);
+      const enqueue = (async () => {
+        await this.retry(() => this.writeStagedInputs(tasks, pub!), signal);
+        await this.retry(() => this.queue.addBulk(jobs), signal);
+      })();
+      this.enqueuing = enqueue;
+      await enqueue;
       crashPoint('shards-enqueued');
       const added = wallClock();
       for (const e of entries) e.enqueuedAt = added;
@@ -271,6 +279,29 @@ export class BullmqExecutor implements Executor {
     }
   }
 
+  /**
+   * Writes the inputs of `tasks` (the next step's) now, after the current step's enqueue, so that
+   * step starts with only its parameter version and jobs to send. Best effort: a failed write is
+   * logged and done again by `runShards`.
+   */
+  prepareShards(job: JobContext, tasks: readonly ShardTask[]): void {
+    if (this.closing || tasks.length === 0) return;
+    const fresh = tasks.filter((t) => t.jobId === job.jobId && !this.staged.has(this.inputKey(t)));
+    if (fresh.length === 0) return;
+    const written = this.enqueuing
+      .catch(() => undefined)
+      .then(() => this.writeInputs(fresh))
+      .then(
+        () => true,
+        (err: Error) => {
+          this.log({ level: 'info', event: 'error', jobId: job.jobId, message: `inputs of step ${fresh[0].step} not written ahead (${err.message}); they go with the step` });
+          return false;
+        },
+      );
+    for (const t of fresh) this.staged.set(this.inputKey(t), { jobId: job.jobId, written });
+    this.track(written);
+  }
+
   /** Ids of the shard jobs whose results are awaited (for diagnostics). */
   pendingShardJobs(): string[] {
     return [...this.pending.keys()];
@@ -286,6 +317,11 @@ export class BullmqExecutor implements Executor {
     this.published.delete(jobId);
     const keys = [this.keys.context(jobId)];
     if (pub) keys.push(this.keys.params(jobId, pub.version), ...(pub.unwritten?.unlink ?? []));
+    const staged = [...this.staged].filter(([, s]) => s.jobId === jobId);
+    for (const [key] of staged) this.staged.delete(key);
+    // Written ahead for a step that will not run: deleted once their writes are done.
+    await Promise.all(staged.map(([, s]) => s.written));
+    keys.push(...staged.map(([key]) => key));
     if (!this.closing) await this.store.delete(keys);
   }
 
@@ -525,6 +561,25 @@ export class BullmqExecutor implements Executor {
     const params = unwritten && { jobId: pub.context.jobId, version: pub.version, token: pub.token, state: pub.state, unlink: unwritten.unlink };
     await this.store.putInputs(inputs, params);
     if (pub && pub.unwritten === unwritten) pub.unwritten = undefined;
+  }
+
+  /**
+   * `writeInputs` for a runShards: inputs staged by `prepareShards` are waited for instead of sent
+   * again (those whose staging failed are sent now, with the parameter version).
+   */
+  private async writeStagedInputs(tasks: readonly ShardTask[], pub: PublishedJob): Promise<void> {
+    const staged = tasks.map((t) => {
+      const key = this.inputKey(t);
+      const entry = this.staged.get(key);
+      this.staged.delete(key);
+      return entry?.written ?? Promise.resolve(false);
+    });
+    const done = await Promise.all(staged);
+    await this.writeInputs(tasks.filter((_, i) => !done[i]), pub);
+  }
+
+  private inputKey(t: ShardTask): string {
+    return this.keys.input(t.jobId, t.kind, t.step, t.shard);
   }
 
   /** After a runShards: shard jobs and their blobs are no longer needed. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, train, type JobSpecInput } from '@stride/engine';
+import { LocalExecutor, train, type Executor, type JobSpecInput } from '@stride/engine';
 import {
   BlobStore,
   bullConnection,
@@ -279,5 +279,47 @@ describe('BullmqExecutor', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).name).toBe('ShardResultError');
     expect((err as Error).message).toMatch(/job abort train step 0 shard 0: shard job failed for good: .*in thread/);
+  });
+
+  it("stages the next step's inputs while a step computes, and deletes those of a step that never ran on release", async () => {
+    harness();
+    startWorker(h, 2);
+    // Every train step after the first must find its inputs in Redis before its runShards is
+    // called: only prepareShards can have put them there.
+    const stagedBefore: number[] = [];
+    const inner = h.executor;
+    const inputKeys = (step: number): string[] => [0, 1, 2, 3].map((shard) => h.keys.input('staged', 'train', step, shard));
+    const waitForKeys = async (keys: string[]): Promise<number> => {
+      for (let i = 0; i < 500; i++) {
+        const n = await h.redis.exists(...keys);
+        if (n === keys.length) return n;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return h.redis.exists(...keys);
+    };
+    const executor: Executor = {
+      publishParams: (job, v, state) => inner.publishParams(job, v, state),
+      prepareShards: (job, tasks) => inner.prepareShards(job, tasks),
+      runShards: async (job, tasks, signal) => {
+        if (tasks[0].kind === 'train' && tasks[0].step > 0) stagedBefore.push(await waitForKeys(inputKeys(tasks[0].step)));
+        return inner.runShards(job, tasks, signal);
+      },
+      releaseJob: (id) => inner.releaseJob(id),
+      close: () => inner.close(),
+    };
+    const result = await train(SMALL_SPEC, { executor, dataDir, jobId: 'staged', resume: false });
+    expect(result.paramsSha256).toBe(reference);
+    expect(stagedBefore).toEqual(new Array(SMALL_SPEC.steps! - 1).fill(4));
+    // Nothing left: every staged input was used and cleaned up with its step.
+    expect((await h.redis.keys(`${h.config.prefix}:job:staged:*`)).filter((k) => /:input:/.test(k))).toEqual([]);
+
+    // Inputs staged for a step that never runs (the job paused or failed first) go with the job.
+    const job = { jobId: 'never', modelSpec: SMALL_SPEC.model as never, task: 'classification' as const, normalization: { mean: [0.1307], std: [0.3081] }, seed: 1, stateLength: 4, gradientLength: 4, bufferLength: 0 };
+    const tasks = [0, 1].map((shard) => ({ kind: 'train' as const, jobId: 'never', step: 7, shard, paramsVersion: 7, count: 1, images: new Uint8Array(784), labels: new Uint8Array(1) }));
+    inner.prepareShards(job, tasks);
+    const keys = tasks.map((t) => h.keys.input('never', 'train', 7, t.shard));
+    expect(await waitForKeys(keys)).toBe(2);
+    await inner.releaseJob('never');
+    expect(await h.redis.exists(...keys)).toBe(0);
   });
 });

@@ -20,6 +20,9 @@
 //   checks; local: the reply message);
 // - reduce, optimizer: the trainer's; other: the rest of the wall time between two step events
 //   (planning, metrics, listeners).
+//
+// STRIDE_BENCH_TRACE=1 also prints the raw timeline (ms from the runShards call) of the first four
+// timed steps of each run: every shard's worker, enqueue, pick-up, fetch, compute, upload and done.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,7 +102,12 @@ class TimedExecutor implements Executor {
   readonly steps = new Map<number, StepRecord>();
   private lastPublishMs = 0;
 
-  constructor(private readonly inner: Executor) {}
+  /** Forwarded when the inner executor has it (inputs staged ahead are part of what is measured). */
+  readonly prepareShards?: Executor['prepareShards'];
+
+  constructor(private readonly inner: Executor) {
+    if (inner.prepareShards) this.prepareShards = (job, tasks) => inner.prepareShards!(job, tasks);
+  }
 
   async publishParams(job: JobContext, version: number, state: Uint8Array): Promise<void> {
     const t = performance.now();
@@ -203,6 +211,19 @@ async function runTimed(label: string, kind: DistRun['executor'], inner: Executo
     windows.push((s.stepsPerWindow * batch * 1000) / (at[start + s.stepsPerWindow] - at[start]));
   }
   const parts: ReturnType<typeof stepParts>[] = [];
+  if (process.env.STRIDE_BENCH_TRACE) {
+    for (let i = s.warmup; i < Math.min(totalSteps, s.warmup + 4); i++) {
+      const rec = executor.steps.get(steps[i].step);
+      if (!rec) continue;
+      const r0 = rec.runStart;
+      const f = (v: number | undefined): string => (v === undefined ? '-' : (v - r0).toFixed(1));
+      process.stderr.write(`trace ${kind} step ${steps[i].step}: cycle ${(at[i] - at[i - 1]).toFixed(1)} publish ${rec.publishMs.toFixed(1)} runEnd ${f(rec.runEnd)} reduce ${steps[i].reduceMs.toFixed(1)}\n`);
+      for (const r of rec.results) {
+        const t = r.timing!;
+        process.stderr.write(`  shard ${r.shard} ${r.workerId?.slice(-6)} enq ${f(t.enqueuedAt)} start ${f(t.startedAt)} fetch ${t.fetchMs.toFixed(1)} compute ${r.computeMs.toFixed(1)} upload ${t.uploadMs.toFixed(1)} done ${f(t.doneAt)}\n`);
+      }
+    }
+  }
   for (let i = s.warmup; i < totalSteps; i++) {
     const rec = executor.steps.get(steps[i].step);
     if (rec) parts.push(stepParts(rec, steps[i], at[i] - at[i - 1]));

@@ -15,7 +15,9 @@ import {
   workerTuning,
   SHARDS_QUEUE,
   ShardProcessor,
+  parseParamsAnnouncement,
   type LockTuning,
+  type ParamsAnnouncement,
   type ShardReturn,
   type TransportConfig,
   type WorkerInfo,
@@ -54,6 +56,8 @@ export class ShardWorker {
   readonly threads: number;
   readonly startedAt = Date.now();
   private readonly redis: Redis;
+  /** Subscribed to the params channel (a connection in subscriber mode can do nothing else). */
+  private readonly subscriber: Redis;
   private readonly processor: ShardProcessor;
   private readonly worker: Worker<unknown, ShardReturn>;
   private readonly heartbeat: Heartbeat;
@@ -109,6 +113,22 @@ export class ShardWorker {
       autorun: false,
     });
     this.worker.on('error', (err) => this.log(`worker ${this.id}: ${err.message}`));
+    // Parameter versions announced by coordinators: fetched ahead when this worker is likely to need them.
+    this.subscriber = createRedis(opts.config, `stride-worker-sub-${this.id}`);
+    this.subscriber.on('error', () => {
+      // ioredis reconnects and subscribes again by itself; shard jobs fetch what they need anyway.
+    });
+    this.subscriber.on('message', (_channel: string, text: string) => {
+      let announcement: ParamsAnnouncement;
+      try {
+        announcement = parseParamsAnnouncement(text);
+      } catch (err) {
+        this.log(`worker ${this.id}: ignored a malformed parameter announcement: ${(err as Error).message}`);
+        return;
+      }
+      void this.processor.announced(announcement);
+    });
+    void this.subscriber.subscribe(keys.paramsChannel()).catch((err: Error) => this.log(`worker ${this.id}: not subscribed to parameter announcements: ${err.message}`));
     this.worker.on('failed', (job, err) => this.log(`worker ${this.id}: shard job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`));
     this.heartbeat = new Heartbeat(this.redis, keys, {
       intervalMs: opts.heartbeatMs,
@@ -176,7 +196,7 @@ export class ShardWorker {
       this.state = 'closing';
       clearInterval(this.liveTimer);
       void this.heartbeat.beat();
-      for (const step of [() => this.worker.close(), () => this.processor.close(), () => this.heartbeat.stop(), () => this.redis.quit()]) {
+      for (const step of [() => this.worker.close(), () => this.subscriber.quit(), () => this.processor.close(), () => this.heartbeat.stop(), () => this.redis.quit()]) {
         try {
           await step();
         } catch (err) {

@@ -9,6 +9,7 @@ import {
   decodeShardInput,
   encodeGradient,
   encodeParams,
+  encodeParamsAnnouncement,
   encodeShardInput,
   Fields,
   type GradientMessage,
@@ -58,17 +59,24 @@ export class BlobStore {
 
   /**
    * Writes parameter version `version` (the packed state) once, with the store's expiry, under
-   * publication `token`; deletes the keys in `unlink` (the superseded version) in the same round trip.
+   * publication `token`; deletes the keys in `unlink` (the superseded version) and announces the
+   * version on the params channel in the same round trip.
    */
   async putParams(jobId: string, version: number, token: string, state: Uint8Array, unlink: readonly string[] = []): Promise<void> {
-    const key = this.keys.params(jobId, version);
-    const bytes = encodeParams({ jobId, version, token, state });
-    const stale = unlink.filter((k) => k !== key);
-    if (stale.length === 0) {
-      await this.redis.set(key, bytes, 'PX', this.ttlMs);
-      return;
-    }
-    await execPipeline(this.redis.pipeline().set(key, bytes, 'PX', this.ttlMs).unlink(...stale));
+    await execPipeline(this.paramsCommands(this.redis.pipeline(), { jobId, version, token, state, unlink }));
+  }
+
+  /**
+   * Adds to `pipe` the commands that store a parameter version, delete `unlink` (superseded
+   * versions) and announce it on the params channel, in that order on one connection: whoever
+   * hears the announcement finds the version stored.
+   */
+  private paramsCommands(pipe: ReturnType<Redis['pipeline']>, params: ParamsMessage & { unlink?: readonly string[] }): ReturnType<Redis['pipeline']> {
+    const key = this.keys.params(params.jobId, params.version);
+    pipe.set(key, encodeParams(params), 'PX', this.ttlMs);
+    const stale = (params.unlink ?? []).filter((k) => k !== key);
+    if (stale.length > 0) pipe.unlink(...stale);
+    return pipe.publish(this.keys.paramsChannel(), encodeParamsAnnouncement(params));
   }
 
   /**
@@ -88,18 +96,14 @@ export class BlobStore {
 
   /**
    * Writes shard inputs in one round trip; with `params`, also that parameter version (see
-   * `putParams`) in the same round trip.
+   * `putParams`: stored, superseded ones deleted, announced) in the same round trip.
    */
   async putInputs(inputs: readonly ShardInputMessage[], params?: ParamsMessage & { unlink?: readonly string[] }): Promise<void> {
     if (inputs.length === 0 && !params) return;
     const pipe = this.redis.pipeline();
-    if (params) {
-      const key = this.keys.params(params.jobId, params.version);
-      pipe.set(key, encodeParams(params), 'PX', this.ttlMs);
-      const stale = (params.unlink ?? []).filter((k) => k !== key);
-      if (stale.length > 0) pipe.unlink(...stale);
-    }
     for (const m of inputs) pipe.set(this.keys.input(m.jobId, m.kind, m.step, m.shard), encodeShardInput(m), 'PX', this.ttlMs);
+    // The version last: its announcement must not reach a worker before the inputs are stored either.
+    if (params) this.paramsCommands(pipe, params);
     await execPipeline(pipe);
   }
 

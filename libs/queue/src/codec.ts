@@ -228,6 +228,32 @@ export function decodeParams(bytes: Uint8Array, expected: { jobId: string; versi
   return { jobId, version, token, state };
 }
 
+/** What the params channel says (see `Keys.paramsChannel`): version `version` of `jobId`, publication `token`, is in Redis. */
+export interface ParamsAnnouncement {
+  readonly jobId: string;
+  readonly version: number;
+  readonly token: string;
+}
+
+export function encodeParamsAnnouncement(a: ParamsAnnouncement): string {
+  return JSON.stringify({ jobId: a.jobId, version: a.version, token: a.token });
+}
+
+/** Parses an announcement from the channel (anyone with access to Redis can publish there). */
+export function parseParamsAnnouncement(text: string): ParamsAnnouncement {
+  if (text.length > 512) throw new MessageError('ParamsAnnouncement', `${text.length} characters exceeds the limit of 512`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new MessageError('ParamsAnnouncement', `not valid JSON (${(e as Error).message})`);
+  }
+  const f = new Fields('ParamsAnnouncement', value);
+  const a = { jobId: f.jobId('jobId'), version: f.int('version', 0, MAX_STEP), token: f.string('token', 64, TOKEN) };
+  f.done();
+  return a;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shard inputs
 

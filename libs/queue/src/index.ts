@@ -15,11 +15,13 @@ export {
   decodeGradient,
   parseShardJobData,
   parseShardReturn,
+  encodeParamsAnnouncement,
+  parseParamsAnnouncement,
   Fields,
   MAX_SHARD_SAMPLES,
   MAX_OBJECTS_PER_SAMPLE,
 } from './codec.ts';
-export type { ParamsMessage, ShardInputMessage, GradientMessage, ShardJobData, ShardReturn } from './codec.ts';
+export type { ParamsAnnouncement, ParamsMessage, ShardInputMessage, GradientMessage, ShardJobData, ShardReturn } from './codec.ts';
 export { BlobStore, parseJobContext } from './blob-store.ts';
 export type { BlobStoreOptions } from './blob-store.ts';
 export { Heartbeat, listWorkers, parseWorkerInfo, STALE_INTERVALS } from './heartbeat.ts';

@@ -83,6 +83,15 @@ export class Keys {
     return `${this.prefix}:job:${jobId}:control`;
   }
 
+  /**
+   * Pub/Sub channel on which a parameter version is announced once it is in Redis (JSON
+   * `ParamsAnnouncement`), so workers that computed the job's last shards fetch it before their
+   * next shard job arrives.
+   */
+  paramsChannel(): string {
+    return `${this.prefix}:params-published`;
+  }
+
   /** Hash of worker heartbeats: field = worker id, value = JSON `WorkerInfo`. */
   workers(): string {
     return `${this.prefix}:workers`;

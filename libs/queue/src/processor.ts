@@ -9,7 +9,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { isNamedError, ThreadError, ThreadPool, wallClock, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import type { BlobStore } from './blob-store.ts';
 import { withDefaults } from './config.ts';
-import { parseShardJobData, type ShardJobData, type ShardReturn } from './codec.ts';
+import { parseShardJobData, type ParamsAnnouncement, type ShardJobData, type ShardReturn } from './codec.ts';
 import type { ShardThreadRequest } from './shard-thread.ts';
 
 /** Options of a ShardProcessor. */
@@ -60,6 +60,8 @@ export class ShardProcessor {
   /** `${jobId}:${version}:${token}` → the version's state in shared memory; Map order = least recently used first. */
   private readonly versions = new Map<string, Promise<SharedArrayBuffer>>();
   private readonly contexts = new Map<string, Promise<JobContext>>();
+  /** Per job: the latest parameter version this worker computed a shard with. */
+  private readonly lastVersion = new Map<string, number>();
   private closing?: Promise<void>;
 
   constructor(options: ShardProcessorOptions) {
@@ -145,6 +147,11 @@ export class ShardProcessor {
 
   /** `compute`, and when everything the shard needs was in hand (wall-clock ms). */
   private async fetchAndCompute(data: ShardJobData, queueMs: number): Promise<{ result: ShardResult; readyAt: number }> {
+    if ((this.lastVersion.get(data.jobId) ?? -1) < data.paramsVersion) {
+      this.lastVersion.delete(data.jobId);
+      this.lastVersion.set(data.jobId, data.paramsVersion);
+      while (this.lastVersion.size > this.cachedVersions) this.lastVersion.delete(this.lastVersion.keys().next().value!);
+    }
     const context = await this.context(data.jobId);
     const [c, h, w] = context.modelSpec.input;
     const [state, input] = await Promise.all([
@@ -155,6 +162,25 @@ export class ShardProcessor {
     const readyAt = wallClock();
     const result = (await this.pool.run({ type: 'shard', context, version: data.paramsVersion, state, task, queueMs, workerId: this.workerId })) as ShardResult;
     return { result, readyAt };
+  }
+
+  /**
+   * A parameter version was announced (see `Keys.paramsChannel`). When this worker computed a
+   * shard of the job with the version before it, the next step's shards are likely to come here
+   * too: the version is fetched now, while the coordinator enqueues them, instead of after one is
+   * taken. Nothing else changes: a shard job still names its version and token, and finds this
+   * fetch in the cache or makes its own. Returns undefined when nothing is fetched, else a promise
+   * that settles when the fetch is over (failures are left to the shard job, which fetches again
+   * and reports them).
+   */
+  announced(a: ParamsAnnouncement): Promise<void> | undefined {
+    if (this.closing || this.lastVersion.get(a.jobId) !== a.version - 1) return undefined;
+    const context = this.contexts.get(a.jobId);
+    if (!context) return undefined;
+    return context.then((c) => this.params(c, a.version, a.token)).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Resolves once every thread is up (started and its modules loaded), so the first shard does not wait for that. */

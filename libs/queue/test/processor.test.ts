@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildModel, createRng } from '@stride/cnn';
 import { packState, ShardComputer, stateLayout, stateToBytes, type JobContext } from '@stride/engine';
-import { BlobStore, createRedis, Keys, ShardProcessor, type ShardJobData, type TransportConfig } from '../src/index.ts';
+import { BlobStore, createRedis, Keys, parseParamsAnnouncement, ShardProcessor, type ShardJobData, type TransportConfig } from '../src/index.ts';
 import { deletePrefix, testConfig } from './helpers.ts';
 
 const modelSpec = {
@@ -77,5 +77,61 @@ describe('ShardProcessor', () => {
     computer.setState(1, state);
     const expected = computer.compute({ ...inputs[0], paramsVersion: 1 }).gradient!;
     expect(g0.equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+  });
+
+  it('fetches a version announced on the params channel ahead, only for jobs whose previous version it computed', async () => {
+    const model = buildModel(modelSpec, { seed: 4 });
+    const context: JobContext = { jobId: 'job-a', modelSpec, task: 'classification', normalization: { mean: [0.5], std: [0.25] }, seed: 4, ...stateLayout(model) };
+    await store.putContext(context);
+    // The announcement goes out on the channel with the write, after it.
+    const sub = createRedis(config, 'test-sub');
+    const heard: string[] = [];
+    sub.on('message', (_c: string, text: string) => heard.push(text));
+    await sub.subscribe(keys.paramsChannel());
+    const count = 4;
+    const input = (step: number) => ({ jobId: 'job-a', kind: 'train' as const, step, shard: 0, count, images: new Uint8Array(count * 144).fill(step * 40), labels: Uint8Array.from({ length: count }, (_, i) => i) });
+    const state0 = packState(model);
+    await store.putInputs([input(0)], { jobId: 'job-a', version: 0, token: 'aaaaaaaa', state: stateToBytes(state0) });
+    const job = (step: number, token: string): Job => ({ data: { jobId: 'job-a', kind: 'train', step, shard: 0, paramsVersion: step, paramsToken: token, count, enqueuedAt: Date.now() } satisfies ShardJobData }) as Job;
+    const processor = new ShardProcessor({ store, workerId: 'w1', threads: 1 });
+    processors.push(processor);
+    // Nothing computed for the job yet: an announcement is not acted on.
+    expect(processor.announced({ jobId: 'job-a', version: 0, token: 'aaaaaaaa' })).toBeUndefined();
+    await processor.process(job(0, 'aaaaaaaa'));
+
+    const state1 = state0.map((v) => v * 0.5);
+    await store.putInputs([input(1)], { jobId: 'job-a', version: 1, token: 'bbbbbbbb', state: stateToBytes(state1), unlink: [keys.params('job-a', 0)] });
+    for (let i = 0; i < 200 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await sub.quit();
+    expect(heard.map((t) => parseParamsAnnouncement(t))).toEqual([
+      { jobId: 'job-a', version: 0, token: 'aaaaaaaa' },
+      { jobId: 'job-a', version: 1, token: 'bbbbbbbb' },
+    ]);
+    // Version 1 follows the one this worker computed: fetched now. Other jobs and versions are not.
+    const fetching = processor.announced({ jobId: 'job-a', version: 1, token: 'bbbbbbbb' });
+    expect(fetching).toBeInstanceOf(Promise);
+    expect(processor.announced({ jobId: 'job-a', version: 2, token: 'cccccccc' })).toBeUndefined();
+    expect(processor.announced({ jobId: 'job-other', version: 1, token: 'bbbbbbbb' })).toBeUndefined();
+    // Proof that it was fetched ahead: the shard of version 1 computes although the version has
+    // left Redis in the meantime (its own fetch would fail with MissingBlobError).
+    await fetching;
+    await redis.del(keys.params('job-a', 1));
+    const ret = await processor.process(job(1, 'bbbbbbbb'));
+    expect(ret.paramsVersion).toBe(1);
+    const g = await store.getGradient('job-a', 1, 0, { gradientLength: context.gradientLength, bufferLength: 0 });
+    const computer = new ShardComputer(context);
+    computer.setState(1, state1);
+    const expected = computer.compute({ ...input(1), paramsVersion: 1 }).gradient!;
+    expect(Buffer.from(g!.gradient.buffer, g!.gradient.byteOffset, g!.gradient.byteLength).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+  });
+
+  it('parses announcements strictly', () => {
+    expect(parseParamsAnnouncement('{"jobId":"j1","version":3,"token":"abcdef12"}')).toEqual({ jobId: 'j1', version: 3, token: 'abcdef12' });
+    expect(() => parseParamsAnnouncement('{"jobId":"j1","version":3}')).toThrow(/ParamsAnnouncement\.token/);
+    expect(() => parseParamsAnnouncement('{"jobId":"j1","version":-1,"token":"abcdef12"}')).toThrow(/ParamsAnnouncement\.version/);
+    expect(() => parseParamsAnnouncement('{"jobId":"../x","version":1,"token":"abcdef12"}')).toThrow(/ParamsAnnouncement\.jobId/);
+    expect(() => parseParamsAnnouncement('{"jobId":"j1","version":1,"token":"abcdef12","code":"x"}')).toThrow(/ParamsAnnouncement\.code: unexpected field/);
+    expect(() => parseParamsAnnouncement('not json')).toThrow(/not valid JSON/);
+    expect(() => parseParamsAnnouncement(`"${'x'.repeat(600)}"`)).toThrow(/exceeds the limit/);
   });
 });

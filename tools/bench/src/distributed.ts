@@ -24,6 +24,7 @@
 // STRIDE_BENCH_TRACE=1 also prints the raw timeline (ms from the runShards call) of the first four
 // timed steps of each run: every shard's worker, enqueue, pick-up, fetch, compute, upload and done.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,51 @@ export interface DistRun {
   breakdown: DistBreakdown;
   /** SHA-256 of the trained parameters: equal for both executors. */
   paramsSha256: string;
+  /** CPU time per timed step (ms), by process; undefined where it could not be read. */
+  cpu: CpuPerStep;
+}
+
+/**
+ * Where the two cores' time goes, per timed step (ms of CPU, user + system): this process (the
+ * coordinator side; for the local executor also its compute threads), Redis (INFO cpu), the worker
+ * processes (/proc, Linux only), and the shards' own computation (their computeMs, summed).
+ */
+export interface CpuPerStep {
+  thisProcessMs: number;
+  redisMs?: number;
+  workersMs?: number;
+  shardComputeMs: number;
+}
+
+interface CpuSnapshot {
+  self: number;
+  redis?: number;
+  workers?: number;
+}
+
+/** Cumulative CPU ms of a process from /proc (undefined where there is no /proc). */
+function procCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command (which may hold spaces) start after the last ')': utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+async function cpuSnapshot(redis: Redis | undefined, workers: readonly ChildProcess[]): Promise<CpuSnapshot> {
+  const u = process.cpuUsage();
+  let redisMs: number | undefined;
+  if (redis) {
+    const info = await redis.info('cpu');
+    const num = (k: string): number => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+    redisMs = (num('used_cpu_user') + num('used_cpu_sys')) * 1000;
+  }
+  const per = workers.map((w) => procCpuMs(w.pid));
+  return { self: (u.user + u.system) / 1000, redis: Number.isFinite(redisMs) ? redisMs : undefined, workers: per.every((x) => x !== undefined) && per.length > 0 ? per.reduce((a, b) => a! + b!, 0) : undefined };
 }
 
 export interface DistributedReport {
@@ -180,13 +226,23 @@ function stepParts(rec: StepRecord, m: StepMetrics, cycleMs: number): Omit<DistB
 }
 
 /** Runs the benchmark job on `executor` (wrapped) and times it. The executor is not closed. */
-async function runTimed(label: string, kind: DistRun['executor'], inner: Executor, units: number, batch: number, shards: number, s: DistSchedule): Promise<DistRun> {
+async function runTimed(
+  label: string,
+  kind: DistRun['executor'],
+  inner: Executor,
+  units: number,
+  batch: number,
+  shards: number,
+  s: DistSchedule,
+  measured: { redis?: Redis; workers: readonly ChildProcess[] },
+): Promise<DistRun> {
   const executor = new TimedExecutor(inner);
   const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
   const spec = benchJobSpec('bench-distributed', totalSteps, batch, shards, { evalSamples: 1000 });
   const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-dist-'));
   const at: number[] = [];
   const steps: StepMetrics[] = [];
+  const snapshots: Promise<CpuSnapshot>[] = [];
   let paramsSha256 = '';
   try {
     const result = await train(spec, {
@@ -198,6 +254,8 @@ async function runTimed(label: string, kind: DistRun['executor'], inner: Executo
         step: (e) => {
           at.push(wallClock());
           steps.push(e);
+          // Around the timed windows: from the end of the warm-up to the last step.
+          if (at.length === s.warmup || at.length === totalSteps) snapshots.push(cpuSnapshot(measured.redis, measured.workers));
         },
       },
     });
@@ -232,7 +290,13 @@ async function runTimed(label: string, kind: DistRun['executor'], inner: Executo
   const breakdown = Object.fromEntries(
     (['cycleMs', 'publishMs', 'enqueueMs', 'pickupMs', 'fetchMs', 'computeMs', 'uploadMs', 'collectMs', 'reduceMs', 'optimizerMs', 'otherMs', 'overheadMs', 'criticalShards'] as const).map((k) => [k, med(k)]),
   ) as unknown as DistBreakdown;
-  return { label, executor: kind, units, batch, shards, windows, median: median(windows), breakdown, paramsSha256 };
+  const [c0, c1] = await Promise.all(snapshots);
+  const timed = totalSteps - s.warmup;
+  const diff = (a?: number, b?: number): number | undefined => (a === undefined || b === undefined ? undefined : (b - a) / timed);
+  let shardComputeMs = 0;
+  for (let i = s.warmup; i < totalSteps; i++) for (const r of executor.steps.get(steps[i].step)?.results ?? []) shardComputeMs += r.computeMs;
+  const cpu: CpuPerStep = { thisProcessMs: diff(c0.self, c1.self)!, redisMs: diff(c0.redis, c1.redis), workersMs: diff(c0.workers, c1.workers), shardComputeMs: shardComputeMs / timed };
+  return { label, executor: kind, units, batch, shards, windows, median: median(windows), breakdown, paramsSha256, cpu };
 }
 
 /** Where the worker app's entry point lives (started as a process, like `docker compose` does). */
@@ -310,7 +374,7 @@ export async function benchDistributed(workers: number, batch: number, shards: n
       log(`distributed ${r}/${reps}: ${workers} workers x 1 thread via Redis`);
       const executor = new BullmqExecutor({ config });
       try {
-        report.distributed.push(await runTimed(`${workers} workers x 1 thread (BullmqExecutor)`, 'bullmq', executor, workers, batch, shards, s));
+        report.distributed.push(await runTimed(`${workers} workers x 1 thread (BullmqExecutor)`, 'bullmq', executor, workers, batch, shards, s, { redis, workers: children }));
       } finally {
         await executor.close();
       }
@@ -318,7 +382,7 @@ export async function benchDistributed(workers: number, batch: number, shards: n
       log(`distributed ${r}/${reps}: LocalExecutor, ${workers} threads`);
       const local = new LocalExecutor({ threads: workers });
       try {
-        report.local.push(await runTimed(`LocalExecutor ${workers} threads`, 'local', local, workers, batch, shards, s));
+        report.local.push(await runTimed(`LocalExecutor ${workers} threads`, 'local', local, workers, batch, shards, s, { redis, workers: children }));
       } finally {
         await local.close();
       }
@@ -354,6 +418,14 @@ export function formatDistributed(d: DistributedReport): string[] {
     for (const run of runs) {
       const b = run.breakdown;
       lines.push(`  ${name.padEnd(12)}${keys.map((k) => f(b[k]).padStart(9)).join('')}`);
+    }
+  }
+  lines.push(`  CPU per step, ms (both cores; workers and Redis idle during the local runs):`);
+  lines.push(`  ${'executor'.padEnd(12)}${['this proc', 'redis', 'workers', 'shards', 'total', 'non-shard'].map((c) => c.padStart(10)).join('')}`);
+  for (const [name, runs] of [['bullmq', d.distributed], ['local', d.local]] as const) {
+    for (const { cpu } of runs) {
+      const total = cpu.thisProcessMs + (cpu.redisMs ?? 0) + (cpu.workersMs ?? 0);
+      lines.push(`  ${name.padEnd(12)}${[cpu.thisProcessMs, cpu.redisMs ?? NaN, cpu.workersMs ?? NaN, cpu.shardComputeMs, total, total - cpu.shardComputeMs].map((v) => f(v).padStart(10)).join('')}`);
     }
   }
   return lines;

@@ -16,5 +16,6 @@ export * from './zoo/index.ts';
 export { sgemm } from './kernels/gemm.ts';
 export { conv2dForward, conv2dBackwardInput, conv2dBackwardWeight, convOutSize } from './kernels/conv.ts';
 export type { Conv2dDims } from './kernels/conv.ts';
-export { initWasmKernels, kernelBackend, setWasmKernelsEnabled } from './kernels/wasm/runtime.ts';
+export { fmaKernelSupport, fmaKernelsAvailable, initWasmKernels, kernelBackend, kernelNumerics, setKernelNumerics, setWasmKernelsEnabled } from './kernels/wasm/runtime.ts';
+export type { FmaSupport, KernelNumerics } from './kernels/wasm/runtime.ts';
 export * from './vision/index.ts';

@@ -1,7 +1,8 @@
 // GEMM and convolution kernels in GFLOP/s per core, WebAssembly SIMD against the JS kernels,
 // through @stride/cnn's public kernel entry points (the ones the ops call).
-import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize, createRng, setWasmKernelsEnabled, sgemm } from '@stride/cnn';
-import { ratePerCpuSecond } from './stats.ts';
+import v8 from 'node:v8';
+import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize, createRng, fmaKernelSupport, setKernelNumerics, setWasmKernelsEnabled, sgemm } from '@stride/cnn';
+import { median, ratePerCpuSecond } from './stats.ts';
 
 export interface KernelFigure {
   name: string;
@@ -47,14 +48,14 @@ const CONVS: [string, number, number, number, number][] = [
   ['conv2 6->16 14x14', 6, 14, 16, 0],
 ];
 
-/** `peak`: one core's fp32 peak (GFLOP/s), for `pctOfPeak`. */
-export function benchKernels(ms: number, peak: number): KernelFigure[] {
-  const out: KernelFigure[] = [];
+/** Every benchmarked kernel call: name, useful flop, the call. */
+function kernelCases(): [string, number, () => void][] {
+  const out: [string, number, () => void][] = [];
   for (const [name, m, n, k, transA, transB] of GEMMS) {
     const a = rand(m * k, 1);
     const b = rand(k * n, 2);
     const c = new Float32Array(m * n);
-    out.push(measure(name, 2 * m * n * k, () => sgemm(m, n, k, a, b, c, transA, transB, false), ms, peak));
+    out.push([name, 2 * m * n * k, () => sgemm(m, n, k, a, b, c, transA, transB, false)]);
   }
   const batch = 64;
   for (const [name, cIn, h, cOut, pad] of CONVS) {
@@ -68,9 +69,80 @@ export function benchKernels(ms: number, peak: number): KernelFigure[] {
     const gx = new Float32Array(x.length);
     const gw = new Float32Array(w.length);
     const flop = 2 * batch * cOut * o * o * cIn * 25;
-    out.push(measure(`${name} forward`, flop, () => conv2dForward(x, w, bias, y, d), ms, peak));
-    out.push(measure(`${name} backward input`, flop, () => conv2dBackwardInput(g, w, gx, d), ms, peak));
-    out.push(measure(`${name} backward weight`, flop, () => conv2dBackwardWeight(x, g, gw, d), ms, peak));
+    out.push([`${name} forward`, flop, () => conv2dForward(x, w, bias, y, d)]);
+    out.push([`${name} backward input`, flop, () => conv2dBackwardInput(g, w, gx, d)]);
+    out.push([`${name} backward weight`, flop, () => conv2dBackwardWeight(x, g, gw, d)]);
   }
   return out;
+}
+
+/** `peak`: one core's fp32 peak (GFLOP/s), for `pctOfPeak`. */
+export function benchKernels(ms: number, peak: number): KernelFigure[] {
+  return kernelCases().map(([name, flop, fn]) => measure(name, flop, fn, ms, peak));
+}
+
+// --- fused multiply-add ('fma' kernel numerics) against the default ('exact') -------------------
+
+/**
+ * Turns on WebAssembly relaxed SIMD in this process (Node 20: a V8 flag; process-wide, worker
+ * threads included) and says whether the 'fma' kernel numerics can run here, or why not.
+ */
+export function enableFmaKernels(): string | null {
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  const s = fmaKernelSupport();
+  if (!s.relaxedSimd) return 'no WebAssembly relaxed SIMD (node --experimental-wasm-relaxed-simd)';
+  if (!s.fused) return 'f32x4.relaxed_madd is not fused on this CPU (no FMA)';
+  return null;
+}
+
+export interface FmaKernelFigure {
+  name: string;
+  flop: number;
+  /** GFLOP/s per core of every round, exact and fma measured one after the other. */
+  exactGflops: number[];
+  fmaGflops: number[];
+  /** fma / exact of every round, and their median. */
+  ratios: number[];
+  ratio: number;
+}
+
+/**
+ * Each kernel in both numerics, interleaved: `rounds` rounds of exact then fma (fma first on odd
+ * rounds), each a best-of-2 CPU-time rate over ~`ms` ms windows. Leaves the numerics at 'exact'.
+ */
+export function benchKernelsFma(ms: number, rounds: number): FmaKernelFigure[] {
+  const rate = (mode: 'exact' | 'fma', fn: () => void, flop: number): number => {
+    setKernelNumerics(mode);
+    try {
+      return ratePerCpuSecond(fn, flop, ms, 2) / 1e9;
+    } finally {
+      setKernelNumerics('exact');
+    }
+  };
+  return kernelCases().map(([name, flop, fn]) => {
+    const exactGflops: number[] = [];
+    const fmaGflops: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      if (r % 2 === 0) {
+        exactGflops.push(rate('exact', fn, flop));
+        fmaGflops.push(rate('fma', fn, flop));
+      } else {
+        fmaGflops.push(rate('fma', fn, flop));
+        exactGflops.push(rate('exact', fn, flop));
+      }
+    }
+    const ratios = fmaGflops.map((f, i) => f / exactGflops[i]);
+    return { name, flop, exactGflops, fmaGflops, ratios, ratio: median(ratios) };
+  });
+}
+
+export function formatFmaKernels(figures: readonly FmaKernelFigure[]): string[] {
+  const w = Math.max(...figures.map((k) => k.name.length));
+  const f = (v: number, d = 1): string => v.toFixed(d);
+  return [
+    `kernels, fma vs exact numerics, GFLOP/s per core (medians of ${figures[0]?.ratios.length ?? 0} interleaved rounds; per-round fma/exact ratios):`,
+    ...figures.map(
+      (k) => `  ${k.name.padEnd(w)}  exact ${f(median(k.exactGflops)).padStart(5)}  fma ${f(median(k.fmaGflops)).padStart(5)}  fma/exact x${f(k.ratio, 2)}  [${k.ratios.map((r) => f(r, 2)).join(' ')}]`,
+    ),
+  ];
 }

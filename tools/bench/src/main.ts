@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]] [--fma]`
 // `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -13,19 +13,21 @@
 //     512 in 4 shards) against the LocalExecutor on the same cores, with the step-time breakdown
 //     (distributed.ts), `--reps` interleaved repetitions;
 //   - with --tta (long: minutes): time to 98 % test accuracy of the default LeNet-5 job through the
-//     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts).
+//     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts);
+//   - with --fma (runs even with --no-kernels / --no-training): the kernels and 1-thread training in the
+//     'exact' and 'fma' kernel numerics, interleaved, and the fma / exact ratios.
 // Figures are medians over timed windows after a warm-up, then over repetitions.
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kernelBackend } from '@stride/cnn';
-import { type KernelFigure, benchKernels } from './kernels.ts';
+import { type FmaKernelFigure, type KernelFigure, benchKernels, benchKernelsFma, enableFmaKernels, formatFmaKernels } from './kernels.ts';
 import { type Machine, PEAK_GFLOPS_PER_CORE, REFERENCE_CPU, describeMachine, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
-import { type EngineRun, type Schedule, inferOneThread, trainLocal, trainOneThread } from './training.ts';
+import { type EngineRun, type FmaTrainingFigure, type Schedule, formatFmaTraining, inferOneThread, trainLocal, trainOneThread, trainOneThreadFma } from './training.ts';
 import { formatZooProfile, profileZoo } from './zoo.ts';
 
 const { values: opts } = parseArgs({
@@ -46,6 +48,7 @@ const { values: opts } = parseArgs({
     'zoo-steps': { type: 'string', default: '5' },
     'zoo-compare': { type: 'string' },
     peak: { type: 'string' },
+    fma: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -95,6 +98,7 @@ interface Report {
   summary: Record<string, number>;
   distributed?: DistributedReport | { skipped: string };
   tta?: TtaReport | { skipped: string };
+  fma?: { kernels: FmaKernelFigure[]; training: FmaTrainingFigure } | { skipped: string };
 }
 
 const machine = describeMachine();
@@ -116,6 +120,17 @@ if (opts.peak === undefined && !REFERENCE_CPU.test(machine.cpuModel)) {
 if (!opts['no-kernels']) {
   log('kernels...');
   report.kernels = benchKernels(opts.quick ? 150 : 400, peak);
+}
+
+if (opts.fma) {
+  const unavailable = enableFmaKernels();
+  if (unavailable !== null) report.fma = { skipped: unavailable };
+  else {
+    const rounds = Math.max(3, reps);
+    log('fma: kernels in both numerics, interleaved...');
+    const kernels = benchKernelsFma(opts.quick ? 150 : 300, rounds);
+    report.fma = { kernels, training: await trainOneThreadFma(TRAIN_BATCH, TRAIN, rounds, log) };
+  }
 }
 
 const noTorch = opts['no-torch'] ? '--no-torch' : torchUnavailable();
@@ -223,4 +238,7 @@ function printTable(r: Report): void {
   const t = r.tta;
   if (t && 'skipped' in t) console.log(`\ntime to accuracy: skipped (${t.skipped})`);
   else if (t) console.log(`\n${formatTta(t).join('\n')}`);
+  const m = r.fma;
+  if (m && 'skipped' in m) console.log(`\nfma: skipped (${m.skipped})`);
+  else if (m) console.log(`\n${[...formatFmaKernels(m.kernels), ...formatFmaTraining(m.training, TRAIN_BATCH)].join('\n')}`);
 }

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildModel, fromData, getZooSpec, noGrad } from '@stride/cnn';
+import { buildModel, fromData, getZooSpec, noGrad, setKernelNumerics } from '@stride/cnn';
 import { MNIST_MEAN, MNIST_STD, loadDataset, normalizeInto } from '@stride/data';
 import { type EvalMetrics, type Executor, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
 import { median } from './stats.ts';
@@ -67,8 +67,8 @@ export function benchJobSpec(name: string, totalSteps: number, batch: number, sh
   };
 }
 
-/** Runs one training job on `executor` and times it. The executor is not closed. */
-export async function runEngine(label: string, kind: EngineRun['executor'], executor: Executor, threads: number, batch: number, shards: number, s: Schedule, evalShards = 40): Promise<EngineRun> {
+/** Runs one training job on `executor` and times it (`onStep` also sees every step event). The executor is not closed. */
+export async function runEngine(label: string, kind: EngineRun['executor'], executor: Executor, threads: number, batch: number, shards: number, s: Schedule, evalShards = 40, onStep?: (e: StepMetrics) => void): Promise<EngineRun> {
   const totalSteps = s.warmup + s.stepsPerWindow * s.windows;
   const spec = benchJobSpec('bench-lenet5', totalSteps, batch, shards, { evalShards });
   const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-'));
@@ -85,6 +85,7 @@ export async function runEngine(label: string, kind: EngineRun['executor'], exec
         step: (e) => {
           at.push(performance.now());
           steps.push(e);
+          onStep?.(e);
         },
         eval: (e) => {
           evaluation = e;
@@ -133,6 +134,83 @@ export async function trainOneThread(batch: number, s: Schedule): Promise<Engine
   } finally {
     await executor.close();
   }
+}
+
+/** One-thread training in both kernel numerics, interleaved block by block (see `trainOneThreadFma`). */
+export interface FmaTrainingFigure {
+  /** Steps per block of one numerics. */
+  block: number;
+  /** Images/s of every timed block (from the trainer's stepMs: the whole step), per numerics. */
+  exact: number[];
+  fma: number[];
+  /** fma / exact images/s of every pair of adjacent blocks, and their median. */
+  ratios: number[];
+  ratio: number;
+  /** The same from the shard's computeMs only (forward and backward, no data, reduce, optimizer). */
+  computeRatios: number[];
+  computeRatio: number;
+}
+
+/**
+ * One-thread LeNet-5 training (InlineExecutor: the compute runs on this thread, whose kernel
+ * numerics `setKernelNumerics` sets) alternating the 'exact' and 'fma' numerics every `block`
+ * steps, in pairs of blocks ordered exact-fma, then fma-exact, and so on: the two are compared on
+ * adjacent steps, so a burst of load elsewhere hits both. `runs` jobs, each with s.warmup steps
+ * (alternating too, not timed) and 2·s.windows·s.stepsPerWindow timed ones. The LocalExecutor's
+ * threads cannot be switched from here: no 2-thread figure. Leaves the numerics at 'exact'.
+ */
+export async function trainOneThreadFma(batch: number, s: Schedule, runs: number, log: (line: string) => void, block = 5): Promise<FmaTrainingFigure> {
+  const pairs = Math.max(1, Math.round((s.windows * s.stepsPerWindow) / block));
+  const warmupBlocks = Math.ceil(s.warmup / (2 * block)) * 2;
+  const modeOf = (step: number): 'exact' | 'fma' => {
+    const b = Math.floor(step / block);
+    return (b + (Math.floor(b / 2) % 2)) % 2 === 0 ? 'exact' : 'fma';
+  };
+  const out: FmaTrainingFigure = { block, exact: [], fma: [], ratios: [], ratio: NaN, computeRatios: [], computeRatio: NaN };
+  for (let r = 0; r < runs; r++) {
+    log(`fma run ${r + 1}/${runs}: training, 1 thread, exact and fma alternating every ${block} steps`);
+    const stepMs: number[] = [];
+    const computeMs: number[] = [];
+    const executor = new InlineExecutor();
+    try {
+      setKernelNumerics(modeOf(0));
+      const steps = (warmupBlocks + 2 * pairs) * block;
+      // runEngine's own windows are not used: one window over the whole run.
+      await runEngine('stride 1 thread, exact / fma', 'inline', executor, 1, batch, 1, { warmup: 1, stepsPerWindow: steps - 1, windows: 1 }, 40, (e) => {
+        stepMs[e.step] = e.stepMs;
+        computeMs[e.step] = e.computeMs;
+        setKernelNumerics(modeOf(e.step + 1));
+      });
+    } finally {
+      setKernelNumerics('exact');
+      await executor.close();
+    }
+    const blockSum = (ms: number[], b: number): number => ms.slice(b * block, (b + 1) * block).reduce((x, y) => x + y, 0);
+    for (let p = 0; p < pairs; p++) {
+      const [b0, b1] = [warmupBlocks + 2 * p, warmupBlocks + 2 * p + 1];
+      const [e, f] = modeOf(b0 * block) === 'exact' ? [b0, b1] : [b1, b0];
+      out.exact.push((block * batch * 1000) / blockSum(stepMs, e));
+      out.fma.push((block * batch * 1000) / blockSum(stepMs, f));
+      out.ratios.push(blockSum(stepMs, e) / blockSum(stepMs, f));
+      out.computeRatios.push(blockSum(computeMs, e) / blockSum(computeMs, f));
+    }
+  }
+  out.ratio = median(out.ratios);
+  out.computeRatio = median(out.computeRatios);
+  return out;
+}
+
+export function formatFmaTraining(t: FmaTrainingFigure, batch: number): string[] {
+  const f = (v: number, d = 0): string => v.toFixed(d);
+  const q = (a: number[]): string => {
+    const x = [...a].sort((p, r) => p - r);
+    return `quartiles ${f(x[Math.floor(x.length / 4)], 2)}–${f(x[Math.floor((3 * x.length) / 4)], 2)}`;
+  };
+  return [
+    `training, batch ${batch}, 1 thread (InlineExecutor), exact and fma alternating every ${t.block} steps, ${t.ratios.length} pairs of blocks:`,
+    `  images/s (whole step):  exact ${f(median(t.exact))}  fma ${f(median(t.fma))}  fma/exact x${f(t.ratio, 2)} (${q(t.ratios)})`,
+    `  shard compute only:     fma/exact speed x${f(t.computeRatio, 2)} (${q(t.computeRatios)})`,
+  ];
 }
 
 /** Training on `threads` worker threads of this process (LocalExecutor), one shard per thread. */

@@ -126,6 +126,12 @@ export const f32x4 = {
   /** Lane masks: all ones where the comparison holds (false when either lane is NaN, except ne). */
   gt: (a: Code, b: Code): Code => [a, b, simd(0x44)],
   ne: (a: Code, b: Code): Code => [a, b, simd(0x42)],
+  /**
+   * Relaxed SIMD `f32x4.relaxed_madd`: a·b + c. Fused (one rounding) where the CPU has FMA (x86
+   * with FMA3, ARM64), a multiply then an add (two roundings) elsewhere; see runtime.ts's probe.
+   * Needs relaxed SIMD in the engine (Node 20: --experimental-wasm-relaxed-simd; Chrome ≥ 114).
+   */
+  relaxedMadd: (a: Code, b: Code, c: Code): Code => [a, b, c, simd(0x105)],
 };
 
 export const i32x4 = {

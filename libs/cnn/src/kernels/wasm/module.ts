@@ -22,6 +22,12 @@
 //   acc[co][tap] (4 lanes) += dY[co][p..p+3] · xe[off(tap) + p..p+3]
 // with four partial sums per element (lane l sums the positions ≡ l mod 4, in order, sample after
 // sample) that `wgrad_finish` adds as (l0 + l1) + (l2 + l3).
+//
+// Numerics: the default ("exact") module multiplies and adds separately as above. The "fma"
+// module (`buildKernelModule(shape, { fma: true })`, relaxed SIMD) is the same module except that
+// these two accumulations, acc += a·b, are one `f32x4.relaxed_madd` each: fma(a, b, acc), rounded
+// once per term, in the same order. Every other function (copies, pooling, batch norm, the
+// optimizers, which must match the JS loops bit for bit) is byte-for-byte the exact one.
 
 import { type Code, type FuncScope, type Local, ModuleWriter, bits, call, doWhile, f32, f32x4, f64, f64x2, forRange, get, i32, i32x4, i64x2, ifThen, memoryFill, set, tee, v128 } from './asm.ts';
 
@@ -156,9 +162,17 @@ export interface KernelExports {
   softmax_xent(z: number, prob: number, ex: number, c: number, inner: number, mx: number, sm: number): void;
 }
 
+/** Options of `buildKernelModule`. */
+export interface KernelModuleOptions {
+  /** Accumulate the GEMM / convolution products with relaxed SIMD's fused multiply-add. Default false. */
+  fma?: boolean;
+}
+
 /** Micro-kernels and drivers of one blocking; exports suffixed with `suffix`. */
-function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: boolean): void {
+function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: boolean, fma: boolean): void {
   const { mr: MR, nv: NV, wmr: WMR, wnt: WNT } = blocking;
+  // acc + a·b: one fused multiply-add in the fma module, a multiply then an add otherwise.
+  const madd = (acc: Code, a: Code, b: Code): Code => (fma ? f32x4.relaxedMadd(a, b, acc) : f32x4.add(acc, f32x4.mul(a, b)));
   const NR = 4 * NV;
   // micro[flavour][rows]: the C[rows × NR] micro-kernel, rows in 1..MR.
   // Flavours: 'strided' and 'table' as above; 'scatter' reads B strided but finds the C row of
@@ -184,7 +198,7 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
       for (let v = 0; v < NV; v++) step.push(set(bv[v], v128.load(get(baddr), 16 * v)));
       for (let r = 0; r < rows; r++) {
         step.push(set(a, v128.load32Splat(get(ap), 4 * r)));
-        for (let v = 0; v < NV; v++) step.push(set(acc[r][v], f32x4.add(get(acc[r][v]), f32x4.mul(get(a), get(bv[v])))));
+        for (let v = 0; v < NV; v++) step.push(set(acc[r][v], madd(get(acc[r][v]), get(a), get(bv[v]))));
       }
       step.push(set(ap, i32.add(get(ap), get(as))));
       step.push(table ? set(bs, i32.add(get(bs), i32.c(4))) : set(bp, i32.add(get(bp), get(bs))));
@@ -298,7 +312,7 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
       for (let t = 0; t < nt; t++) step.push(set(xv[t], v128.load(i32.add(get(xo[t]), get(p)))));
       for (let r = 0; r < rows; r++) {
         step.push(set(d, v128.load(i32.add(get(dr[r]), get(p)))));
-        for (let t = 0; t < nt; t++) step.push(set(sums[r][t], f32x4.add(get(sums[r][t]), f32x4.mul(get(d), get(xv[t])))));
+        for (let t = 0; t < nt; t++) step.push(set(sums[r][t], madd(get(sums[r][t]), get(d), get(xv[t]))));
       }
       // Samples one after another on the same accumulators (kept in registers), ns ≥ 1.
       const nextSample: Code[] = [];
@@ -343,11 +357,12 @@ function family(mw: ModuleWriter, blocking: Blocking, suffix: string, withGemm: 
   });
 }
 
-/** The kernel module's bytes for a register blocking. */
-export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE): Uint8Array<ArrayBuffer> {
+/** The kernel module's bytes for a register blocking (the fma variant needs relaxed SIMD). */
+export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: KernelModuleOptions = {}): Uint8Array<ArrayBuffer> {
+  const fma = options.fma ?? false;
   const mw = new ModuleWriter();
-  family(mw, shape.main, '', true);
-  family(mw, shape.alt, '_alt', false);
+  family(mw, shape.main, '', true, fma);
+  family(mw, shape.alt, '_alt', false, fma);
 
   mw.func('wgrad_finish', ['i32', 'i32', 'i32'], [], ([acc, count, dst], f) => {
     const [i, v] = [f.local('i32'), f.local('v128')];

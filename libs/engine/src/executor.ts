@@ -54,6 +54,8 @@ export interface JobContext {
   readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
   /** The job seed; dropout masks of (step, shard) derive from it. */
   readonly seed: number;
+  /** 'fma': the kernels accumulate with fused multiply-adds (see `JobSpec.numerics`); absent: 'exact'. */
+  readonly numerics?: 'fma';
   /** Float32 count of the published state (parameters then buffers); checks published bytes. */
   readonly stateLength: number;
   /** Float32 count of a shard gradient (all parameters, canonical order); checks results. */

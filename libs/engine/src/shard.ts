@@ -4,10 +4,11 @@
 // one thread computes it start to finish, with a dropout stream derived from (seed, step, shard).
 // That makes the shard the unit of determinism: whichever thread or machine computes it, and
 // however often, the bytes are the same.
-import { buildModel, createRng, deriveSeed, fromData, noGrad, type Model, type Param, type Tensor } from '@stride/cnn';
+import { buildModel, createRng, deriveSeed, fromData, kernelNumerics, noGrad, setKernelNumerics, type Model, type Param, type Tensor } from '@stride/cnn';
 import { normalizeInto } from '@stride/data';
 import { StaleParamsError, ShardResultError } from './errors.ts';
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
+import './relaxed-simd.ts';
 import { checkTaskTargets, taskCorrect, taskEvalStats, taskLoss } from './tasks.ts';
 
 /** Domain tag mixed into dropout seeds so they never coincide with the shuffling seeds. */
@@ -113,8 +114,22 @@ export class ShardComputer {
     this.stateVersion = version;
   }
 
-  /** Computes one shard with the loaded version. `extra` is copied into the result (queueMs, workerId). */
+  /**
+   * Computes one shard with the loaded version, in the job's kernel numerics (this thread's are
+   * restored afterwards). `extra` is copied into the result (queueMs, workerId). Throws where the
+   * job's numerics cannot run ('fma' without relaxed SIMD or without FMA in the CPU).
+   */
   compute(task: ShardTask, extra: { queueMs?: number; workerId?: string } = {}): ShardResult {
+    const previous = kernelNumerics();
+    setKernelNumerics(this.job.numerics ?? 'exact');
+    try {
+      return this.computeNow(task, extra);
+    } finally {
+      setKernelNumerics(previous);
+    }
+  }
+
+  private computeNow(task: ShardTask, extra: { queueMs?: number; workerId?: string }): ShardResult {
     const started = performance.now();
     const { job, model } = this;
     if (task.jobId !== job.jobId) throw new ShardResultError(`shard task of job ${task.jobId} sent to the computer of job ${job.jobId}`);

@@ -81,6 +81,7 @@ const FIELDS = [
   'evalSamples',
   'checkpointEvery',
   'keepCheckpoints',
+  'numerics',
 ] as const;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_STEPS = 100_000_000;
@@ -183,6 +184,8 @@ export function normalizeJobSpec(input: unknown): JobSpec {
   const evalSamples = o.evalSamples === undefined ? 0 : integer(o.evalSamples, 'evalSamples', 0, 100_000_000);
   const checkpointEvery = o.checkpointEvery === undefined ? 100 : integer(o.checkpointEvery, 'checkpointEvery', 1, MAX_STEPS);
   const keepCheckpoints = o.keepCheckpoints === undefined ? 3 : integer(o.keepCheckpoints, 'keepCheckpoints', 1, 1000);
+  if (o.numerics !== undefined && o.numerics !== 'exact' && o.numerics !== 'fma') throw new JobSpecError('numerics', `must be 'exact' or 'fma', got ${describe(o.numerics)}`);
+  const numerics = o.numerics === 'fma' ? { numerics: 'fma' as const } : {};
 
   let name: string;
   if (o.name === undefined) {
@@ -199,7 +202,7 @@ export function normalizeJobSpec(input: unknown): JobSpec {
     name = o.name;
   }
 
-  return { name, model, dataset: source ?? (dataset as DatasetName), ...augment, ...data, ...length, batchSize, shards, seed, optimizer, schedule, evalEvery, evalShards, evalSamples, checkpointEvery, keepCheckpoints };
+  return { name, model, dataset: source ?? (dataset as DatasetName), ...augment, ...data, ...length, batchSize, shards, seed, optimizer, schedule, evalEvery, evalShards, evalSamples, checkpointEvery, keepCheckpoints, ...numerics };
 }
 
 /**

@@ -318,6 +318,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       ...(expected.task === 'classification' ? {} : { numClasses: expected.numClasses }),
       normalization: { mean: [...train.mean], std: [...train.std] },
       seed: spec.seed,
+      ...(spec.numerics ? { numerics: spec.numerics } : {}),
       ...stateLayout(model),
     };
     const store = new CheckpointStore(paths.checkpoints, { keep: spec.keepCheckpoints, onWarning: (m) => this.log('warn', m) });

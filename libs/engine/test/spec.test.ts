@@ -91,6 +91,12 @@ describe('normalizeJobSpec', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it("takes numerics 'fma' (kept) or 'exact' (the default, left out), nothing else", () => {
+    expect(normalizeJobSpec({ model: 'lenet5', dataset: 'mnist', numerics: 'fma' }).numerics).toBe('fma');
+    expect('numerics' in normalizeJobSpec({ model: 'lenet5', dataset: 'mnist', numerics: 'exact' })).toBe(false);
+    expect(() => normalizeJobSpec({ model: 'lenet5', dataset: 'mnist', numerics: 'fast' as never })).toThrow(/numerics: must be 'exact' or 'fma', got "fast"/);
+  });
+
   it('rejects non-objects', () => {
     expect(errorOf(null).message).toMatch(/must be an object, got null/);
     expect(errorOf([base]).message).toMatch(/array/);

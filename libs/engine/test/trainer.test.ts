@@ -183,15 +183,29 @@ describe('LocalExecutor', () => {
     await Promise.all(executors.map((e) => e.close()));
   });
 
-  it('gives the same bytes with 1 and 2 threads as the inline executor', async () => {
+  it("gives the same bytes with 1 and 2 threads as the inline executor, in 'exact' and in 'fma' numerics", async () => {
     const spec = { ...tinySpec, steps: 6, evalEvery: 6 };
-    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    const exact = await train(spec, { executor: inline, dataDir, jobId: 'inline' });
+    const want = exact.paramsSha256;
     for (const threads of [1, 2]) {
       const ex = new LocalExecutor({ threads });
       executors.push(ex);
       const r = await train(spec, { executor: ex, dataDir, jobId: `threads-${threads}` });
       expect(r.paramsSha256, `${threads} thread(s)`).toBe(want);
     }
+    // The 'fma' numerics: other bytes than 'exact', the same ones inline and on 2 threads (the
+    // threads turn on relaxed SIMD through the engine, like apps/worker's do), and the job trains.
+    const fmaSpec = { ...spec, numerics: 'fma' as const };
+    const fmaInline = await train(fmaSpec, { executor: inline, dataDir, jobId: 'fma-inline' });
+    expect(fmaInline.paramsSha256).not.toBe(want);
+    // Six steps learn as much with either: the same accuracy within rounding's reach, above chance.
+    expect(Math.abs(fmaInline.testAccuracy! - exact.testAccuracy!)).toBeLessThan(0.03);
+    expect(fmaInline.testAccuracy).toBeGreaterThan(0.15);
+    const fmaLocal = new LocalExecutor({ threads: 2 });
+    executors.push(fmaLocal);
+    expect((await train(fmaSpec, { executor: fmaLocal, dataDir, jobId: 'fma-threads' })).paramsSha256).toBe(fmaInline.paramsSha256);
+    // The main thread's numerics are left as they were: 'exact' again.
+    expect((await train(spec, { executor: inline, dataDir, jobId: 'inline-again' })).paramsSha256).toBe(want);
     // Idempotent close.
     const ex = executors[0];
     const first = ex.close();

@@ -43,6 +43,12 @@ export interface JobSpecInput {
   checkpointEvery?: number;
   /** How many of the newest checkpoints to keep, plus the best one. Default 3. */
   keepCheckpoints?: number;
+  /**
+   * Kernel numerics: 'exact' (default) multiplies and adds separately; 'fma' accumulates the
+   * convolution and GEMM products with fused multiply-adds (WebAssembly relaxed SIMD): faster, and
+   * results differ from 'exact' in the last bits. Every worker of an 'fma' job needs a CPU with FMA.
+   */
+  numerics?: 'exact' | 'fma';
 }
 
 /** A validated, fully defaulted job spec. Exactly one of `epochs` and `steps` is present. */
@@ -69,4 +75,6 @@ export interface JobSpec {
   readonly evalSamples: number;
   readonly checkpointEvery: number;
   readonly keepCheckpoints: number;
+  /** Present only for 'fma' (specs without it are 'exact'). */
+  readonly numerics?: 'fma';
 }

@@ -192,6 +192,7 @@ export function parseJobContext(raw: Uint8Array, expectedJobId: string): JobCont
     ...(numClasses === undefined ? {} : { numClasses }),
     normalization,
     seed: f.int('seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    ...(f.has('numerics') ? { numerics: f.oneOf('numerics', ['fma'] as const) } : {}),
     stateLength: f.int('stateLength', 1, 2 ** 31 - 1),
     gradientLength: f.int('gradientLength', 1, 2 ** 31 - 1),
     bufferLength: f.int('bufferLength', 0, 2 ** 31 - 1),

@@ -90,5 +90,9 @@ describe('eval return stats and vision job contexts', () => {
     expectMessageError(() => parseJobContext(bytes({ ...ctx, numClasses: undefined }), 'j'), 'JobContext.numClasses', /integer/);
     expectMessageError(() => parseJobContext(bytes({ ...ctx, task: 'pose' }), 'j'), 'JobContext.task', /one of classification, localization, detection, segmentation/);
     expect(parseJobContext(bytes({ ...ctx, task: 'classification', numClasses: undefined }), 'j').numClasses).toBeUndefined();
+    // Kernel numerics: 'fma' or absent ('exact').
+    expect(parseJobContext(bytes({ ...ctx, numerics: 'fma' }), 'j').numerics).toBe('fma');
+    expect('numerics' in parseJobContext(bytes(ctx), 'j')).toBe(false);
+    expectMessageError(() => parseJobContext(bytes({ ...ctx, numerics: 'exact' }), 'j'), 'JobContext.numerics', /one of fma/);
   });
 });

@@ -172,6 +172,21 @@ describe('BullmqExecutor', () => {
     expect(left.filter((k) => /:(input|grad):/.test(k))).toEqual([]);
   });
 
+  it("trains an 'fma' job through Redis to the bytes of the same job on local threads", async () => {
+    harness();
+    startWorker(h, 1);
+    const spec = { ...SMALL_SPEC, steps: 6, numerics: 'fma' as const };
+    const local = new LocalExecutor({ threads: 2 });
+    let want: string;
+    try {
+      want = (await train(spec, { executor: local, dataDir, jobId: 'fma-local', resume: false })).paramsSha256;
+    } finally {
+      await local.close();
+    }
+    expect(want).not.toBe(reference);
+    expect((await train(spec, { executor: h.executor, dataDir, jobId: 'fma-redis', resume: false })).paramsSha256).toBe(want);
+  });
+
   it('rejects a duplicate, a stale version (return value, blob, publication), a wrong length and NaN; recomputes; same bytes', async () => {
     harness();
     const jobId = 'faulty';

@@ -27,6 +27,7 @@ const SPEC_FLAGS = [
   '--eval-samples',
   '--checkpoint-every',
   '--keep-checkpoints',
+  '--numerics',
   '--name',
 ];
 

@@ -41,6 +41,7 @@ interface TrainFlags {
   evalSamples?: number;
   checkpointEvery?: number;
   keepCheckpoints?: number;
+  numerics?: 'exact' | 'fma';
   name?: string;
   out: string;
   jobId?: string;
@@ -80,7 +81,7 @@ export async function specFromFlags(o: TrainFlags): Promise<JobSpec> {
     input.steps = o.steps;
     delete input.epochs;
   }
-  const plain = { trainSamples: o.trainSamples, testSamples: o.testSamples, batchSize: o.batchSize, shards: o.shards, seed: o.seed, evalEvery: o.evalEvery, evalShards: o.evalShards, evalSamples: o.evalSamples, checkpointEvery: o.checkpointEvery, keepCheckpoints: o.keepCheckpoints, name: o.name };
+  const plain = { trainSamples: o.trainSamples, testSamples: o.testSamples, batchSize: o.batchSize, shards: o.shards, seed: o.seed, evalEvery: o.evalEvery, evalShards: o.evalShards, evalSamples: o.evalSamples, checkpointEvery: o.checkpointEvery, keepCheckpoints: o.keepCheckpoints, numerics: o.numerics, name: o.name };
   for (const [key, value] of Object.entries(plain)) if (value !== undefined) input[key] = value;
 
   const optimizerFlags = { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay };
@@ -214,6 +215,7 @@ export function registerTrain(program: Command): void {
     .option('--eval-samples <n>', 'evaluate on the first N test samples (default: all)', intArg(1))
     .option('--checkpoint-every <n>', 'checkpoint every N steps (default 100)', intArg(1))
     .option('--keep-checkpoints <n>', 'newest checkpoints to keep, plus the best (default 3)', intArg(1))
+    .addOption(new Option('--numerics <mode>', "kernel numerics: exact (default) or fma (fused multiply-adds: faster, last bits differ; every worker's CPU needs FMA)").choices(['exact', 'fma']))
     .option('--name <name>', 'job display name')
     .option('--out <dir>', 'data directory; the job lives in <dir>/jobs/<job id>/', 'out')
     .option('--job-id <id>', 'job id (default: local-<hash of the spec>, so the same command resumes the same job)')

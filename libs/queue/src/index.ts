@@ -28,7 +28,7 @@ export { Heartbeat, listWorkers, parseWorkerInfo, STALE_INTERVALS } from './hear
 export type { WorkerInfo, HeartbeatOptions } from './heartbeat.ts';
 export { isTransientRedisError, retryTransient } from './retry.ts';
 export type { RetryOptions } from './retry.ts';
-export { SHARD_JOB_DEFAULTS, SHARD_WORKER_LOCKS, JOB_WORKER_LOCKS, workerTuning } from './queues.ts';
+export { SHARD_JOB_DEFAULTS, SHARD_WORKER_LOCKS, JOB_WORKER_LOCKS, SERVICE_NODE_OPTIONS, workerTuning } from './queues.ts';
 export type { LockTuning } from './queues.ts';
 export { ShardProcessor, asJobFailure } from './processor.ts';
 export type { ShardProcessorOptions, ProcessorStats } from './processor.ts';

@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Executor, type JobContext, type ShardResult, type ShardTask, type StepMetrics, LocalExecutor, train, wallClock } from '@stride/engine';
-import { BullmqExecutor, Keys, createRedis, listWorkers, resolveTransportConfig, type TransportConfig } from '@stride/queue';
+import { BullmqExecutor, Keys, SERVICE_NODE_OPTIONS, createRedis, listWorkers, resolveTransportConfig, type TransportConfig } from '@stride/queue';
 import type { Redis } from 'ioredis';
 import { median } from './stats.ts';
 import { benchJobSpec } from './training.ts';
@@ -318,7 +318,7 @@ function stopProcess(child: ChildProcess): Promise<void> {
 export async function startWorkers(config: TransportConfig, redis: Redis, count: number): Promise<ChildProcess[]> {
   const children: ChildProcess[] = [];
   for (let i = 0; i < count; i++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, '--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
       env: { ...process.env, REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

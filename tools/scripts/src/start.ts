@@ -20,6 +20,7 @@ import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVICE_NODE_OPTIONS } from '@stride/queue';
 import { parseRedisUrl, probeRedis, waitForRedis } from './redis-probe.ts';
 import { Supervisor, type ChildSpec } from './supervisor.ts';
 
@@ -102,9 +103,12 @@ async function waitForHttp(url: string, timeoutMs: number, isAlive: () => boolea
  */
 const STOP_GROUP = { redis: 0, worker: 1, coordinator: 2, dashboard: 3 } as const;
 
-/** `node --import tsx <entry>`: one process per child, so signals reach the code itself. */
-function tsxChild(name: string, entry: string, env: NodeJS.ProcessEnv, stopGroup: number, critical = true): ChildSpec {
-  return { name, command: process.execPath, args: ['--import', 'tsx', join(ROOT, entry)], env, cwd: ROOT, critical, stopGroup };
+/**
+ * `node [options] --import tsx <entry>`: one process per child, so signals reach the code itself.
+ * The coordinator and the workers get `SERVICE_NODE_OPTIONS` (their heap settings).
+ */
+function tsxChild(name: string, entry: string, env: NodeJS.ProcessEnv, stopGroup: number, critical = true, nodeOptions: readonly string[] = []): ChildSpec {
+  return { name, command: process.execPath, args: [...nodeOptions, '--import', 'tsx', join(ROOT, entry)], env, cwd: ROOT, critical, stopGroup };
 }
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -234,12 +238,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
 
   // 3. Coordinator, then workers, then the dashboard.
-  void sup.start(tsxChild('coordinator', ENTRIES.coordinator, childEnv, STOP_GROUP.coordinator));
+  void sup.start(tsxChild('coordinator', ENTRIES.coordinator, childEnv, STOP_GROUP.coordinator, true, SERVICE_NODE_OPTIONS));
   if (!(await waitForHttp(`${apiUrl}/healthz`, 60_000, () => sup.isRunning('coordinator') && signals === 0))) {
     return giveUp(sup.isRunning('coordinator') ? `the coordinator did not answer on ${apiUrl}/healthz within 60 s` : 'the coordinator exited during start-up');
   }
   for (let i = 1; i <= workers; i++) {
-    void sup.start(tsxChild(`worker-${i}`, ENTRIES.worker, { ...childEnv, STRIDE_THREADS: workerThreads }, STOP_GROUP.worker, false));
+    void sup.start(tsxChild(`worker-${i}`, ENTRIES.worker, { ...childEnv, STRIDE_THREADS: workerThreads }, STOP_GROUP.worker, false, SERVICE_NODE_OPTIONS));
   }
   void sup.start(tsxChild('dashboard', ENTRIES.dashboard, childEnv, STOP_GROUP.dashboard));
   if (!(await waitForHttp(`${dashboardUrl}/`, 60_000, () => sup.isRunning('dashboard') && signals === 0))) {

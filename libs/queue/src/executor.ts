@@ -16,8 +16,9 @@
 // return value, which is judged at once; only a result that fails a check there is looked up and
 // judged again from the job itself, as the event may be a previous run's), a poll of every quiet pending
 // job's state (every `pollIntervalMs`) catches whatever an event stream gap (Redis reconnect) lost,
-// and each job's state is checked right after it is enqueued, which also picks up jobs that
-// finished before we started listening (a coordinator that restarted mid-step).
+// and a job that was in the queue already when we enqueued it (a coordinator that restarted
+// mid-step) is looked up when BullMQ reports it 'duplicated', as it may have finished before we
+// started listening. A fresh job is not looked up: its events will come.
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -177,6 +178,10 @@ export class BullmqExecutor implements Executor {
     // A completion event carries the return value: judged as it comes, without reading the job back.
     this.events.on('completed', ({ jobId, returnvalue }) => this.onNews(jobId, returnvalue));
     this.events.on('failed', ({ jobId }) => this.onNews(jobId));
+    // Enqueued again under an id that existed: it may be finished already (see the file comment).
+    this.events.on('duplicated', ({ jobId }) => {
+      if (this.pending.has(jobId)) void this.settle(jobId);
+    });
     this.jobOptions = { ...SHARD_JOB_DEFAULTS, attempts: opts.attempts, backoff: { type: 'exponential', delay: opts.backoffMs } };
     this.maxRecomputes = opts.maxRecomputes;
     this.pollIntervalMs = opts.pollIntervalMs;
@@ -259,8 +264,6 @@ export class BullmqExecutor implements Executor {
       crashPoint('shards-enqueued');
       const added = wallClock();
       for (const e of entries) e.enqueuedAt = added;
-      // Jobs that already existed (enqueued before a coordinator restart) may be finished already.
-      for (const e of entries) void this.settle(e.bullId);
       const all = Promise.all(results);
       if (!signal) return await all;
       return await new Promise<ShardResult[]>((resolve, reject) => {

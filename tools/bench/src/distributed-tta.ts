@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { type Executor, type JobSpecInput, LocalExecutor, train } from '@stride/engine';
 import { BullmqExecutor, createRedis, resolveTransportConfig } from '@stride/queue';
 import { deletePrefix, startWorkers, stopWorkers } from './distributed.ts';
+import { benchNumericsField } from './training.ts';
 
 export interface TtaHit {
   /** Optimizer steps when the target was first seen. */
@@ -49,7 +50,7 @@ const PYTHON = process.env.STRIDE_BENCH_PYTHON ?? '/usr/bin/python3';
 
 /** The default job, evaluated every `evalEvery` steps. */
 function ttaSpec(seed: number, evalEvery: number): JobSpecInput {
-  return { name: 'bench-tta', model: 'lenet5', dataset: 'mnist', seed, evalEvery };
+  return { name: 'bench-tta', model: 'lenet5', dataset: 'mnist', seed, evalEvery, ...benchNumericsField() };
 }
 
 /** Trains the default job on `executor` until the target accuracy (or the end of the job). */

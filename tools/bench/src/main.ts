@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]] [--fma]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
 // `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -15,7 +15,9 @@
 //   - with --tta (long: minutes): time to 98 % test accuracy of the default LeNet-5 job through the
 //     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts);
 //   - with --fma (runs even with --no-kernels / --no-training): the kernels and 1-thread training in the
-//     'exact' and 'fma' kernel numerics, interleaved, and the fma / exact ratios.
+//     'exact' and 'fma' kernel numerics, interleaved, and the fma / exact ratios;
+//   - with --numerics fma: every Stride run above (training, inference, distributed, time to
+//     accuracy) in the 'fma' kernel numerics (job spec `numerics`), PyTorch unchanged.
 // Figures are medians over timed windows after a warm-up, then over repetitions.
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -27,7 +29,7 @@ import { type Machine, PEAK_GFLOPS_PER_CORE, REFERENCE_CPU, describeMachine, med
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
-import { type EngineRun, type FmaTrainingFigure, type Schedule, formatFmaTraining, inferOneThread, trainLocal, trainOneThread, trainOneThreadFma } from './training.ts';
+import { type EngineRun, type FmaTrainingFigure, type Schedule, formatFmaTraining, inferOneThread, setBenchNumerics, trainLocal, trainOneThread, trainOneThreadFma } from './training.ts';
 import { formatZooProfile, profileZoo } from './zoo.ts';
 
 const { values: opts } = parseArgs({
@@ -49,9 +51,13 @@ const { values: opts } = parseArgs({
     'zoo-compare': { type: 'string' },
     peak: { type: 'string' },
     fma: { type: 'boolean', default: false },
+    numerics: { type: 'string', default: 'exact' },
   },
   strict: true,
 });
+if (opts.numerics !== 'exact' && opts.numerics !== 'fma') throw new RangeError(`--numerics must be exact or fma, got ${opts.numerics}`);
+// Every Stride job and inference run of this bench (not the --fma A/B, which runs both).
+setBenchNumerics(opts.numerics);
 const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be an integer >= 1, got ${opts.reps}`);
 // One core's fp32 peak: the reference machine's unless given (the % of peak is only meaningful for the CPU it belongs to).
@@ -90,6 +96,8 @@ interface Report {
   command: string;
   machine: Machine;
   backend: string;
+  /** Kernel numerics of the Stride runs (`--numerics`). */
+  numerics: 'exact' | 'fma';
   peakGflopsPerCore: number;
   kernels?: KernelFigure[];
   training: { stride1: EngineRun[]; stride2: EngineRun[]; torch1: TorchRun[]; torch2: TorchRun[] };
@@ -106,13 +114,14 @@ const report: Report = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   machine,
   backend: kernelBackend(),
+  numerics: opts.numerics,
   peakGflopsPerCore: peak,
   training: { stride1: [], stride2: [], torch1: [], torch2: [] },
   inference: { stride1: [], torch1: [], torch2: [] },
   torch: 'not run',
   summary: {},
 };
-log(`machine: ${machine.cores} cores, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}`);
+log(`machine: ${machine.cores} cores, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}, numerics ${report.numerics}`);
 if (opts.peak === undefined && !REFERENCE_CPU.test(machine.cpuModel)) {
   log(`note: the % of peak uses the reference machine's ${PEAK_GFLOPS_PER_CORE} GFLOP/s per core (AMD EPYC Zen 4); this CPU is another one: give its own with --peak`);
 }
@@ -216,7 +225,7 @@ function printTable(r: Report): void {
   out(`inference, engine eval (${shard}/shard), 1 thread (images/s)`, f(s.evalInline), '-', '-');
   const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
   const print = (cells: string[]): void => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-  console.log(`\n${r.machine.cores} cores, ${r.machine.cpuModel}, node ${r.machine.node}; kernels ${r.backend}; PyTorch: ${r.torch}`);
+  console.log(`\n${r.machine.cores} cores, ${r.machine.cpuModel}, node ${r.machine.node}; kernels ${r.backend}, numerics ${r.numerics}; PyTorch: ${r.torch}`);
   console.log(`load average ${r.machine.loadStart.toFixed(1)} at start, ${r.machine.loadEnd?.toFixed(1)} at end (noisy when above ~0.5); medians of ${reps} repetition(s)\n`);
   // --no-training: no rows to show.
   if (!opts['no-training']) {

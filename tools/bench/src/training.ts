@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildModel, fromData, getZooSpec, noGrad, setKernelNumerics } from '@stride/cnn';
+import { buildModel, fromData, getZooSpec, kernelNumerics, noGrad, setKernelNumerics } from '@stride/cnn';
 import { MNIST_MEAN, MNIST_STD, loadDataset, normalizeInto } from '@stride/data';
 import { type EvalMetrics, type Executor, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
 import { median } from './stats.ts';
@@ -49,8 +49,22 @@ export interface EngineRun {
  * The benchmarks' LeNet-5 job: `totalSteps` of SGD with momentum at a constant rate, one evaluation
  * and one checkpoint at the end (plus `extra`).
  */
+/** The kernel numerics of every Stride run of the bench (`--numerics`): jobs carry it, inference sets it. */
+let benchNumerics: 'exact' | 'fma' = 'exact';
+
+/** Sets the numerics of the bench's jobs and of its inference runs (see `benchJobSpec`, `inferOneThread`). */
+export function setBenchNumerics(n: 'exact' | 'fma'): void {
+  benchNumerics = n;
+}
+
+/** The `numerics` field of the bench's job specs (none for 'exact', the default). */
+export function benchNumericsField(): Pick<JobSpecInput, 'numerics'> {
+  return benchNumerics === 'fma' ? { numerics: 'fma' } : {};
+}
+
 export function benchJobSpec(name: string, totalSteps: number, batch: number, shards: number, extra: Partial<JobSpecInput> = {}): JobSpecInput {
   return {
+    ...benchNumericsField(),
     name,
     model: 'lenet5',
     dataset: 'mnist',
@@ -234,6 +248,16 @@ export async function inferOneThread(batch: number, s: Schedule): Promise<{ wind
     normalizeInto(test.images.subarray(start * 784, (start + batch) * 784), batch, 1, 784, [MNIST_MEAN], [MNIST_STD], input);
     noGrad(() => model.forward(fromData(input, [batch, 1, 28, 28])));
   };
+  const previous = kernelNumerics();
+  setKernelNumerics(benchNumerics);
+  try {
+    return timeInference(step, batch, s);
+  } finally {
+    setKernelNumerics(previous);
+  }
+}
+
+function timeInference(step: (k: number) => void, batch: number, s: Schedule): { windows: number[]; median: number } {
   let k = 0;
   for (; k < s.warmup; k++) step(k);
   const windows: number[] = [];

@@ -18,4 +18,6 @@ export { conv2dForward, conv2dBackwardInput, conv2dBackwardWeight, convOutSize }
 export type { Conv2dDims } from './kernels/conv.ts';
 export { fmaKernelSupport, fmaKernelsAvailable, initWasmKernels, kernelBackend, kernelNumerics, setKernelNumerics, setWasmKernelsEnabled } from './kernels/wasm/runtime.ts';
 export type { FmaSupport, KernelNumerics } from './kernels/wasm/runtime.ts';
+// Float32 sum in order and float64 Σ v² on the WebAssembly SIMD kernels (the engine's shard-gradient reduction).
+export { sumInOrderInto, sumOfSquaresF64 } from './kernels/wasm/reduce.ts';
 export * from './vision/index.ts';

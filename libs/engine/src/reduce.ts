@@ -4,6 +4,7 @@
 // shard gradients are added in shard order into a float32 accumulator (each addition rounded to
 // float32), then divided by the batch's sample count. Whatever order the results arrived in,
 // whichever thread or machine computed them, the bytes are the same.
+import { sumInOrderInto, sumOfSquaresF64 } from '@stride/cnn';
 import { ShardResultError } from './errors.ts';
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
 import { checkTaskStats } from './tasks.ts';
@@ -25,9 +26,14 @@ export interface ReducedBatch {
  * Σ v² over `a`, accumulated in float64 (four independent sums, so the loop is not one long chain
  * of dependent additions). It is finite exactly when every value is: a NaN or ±Infinity makes it
  * NaN or Infinity, and finite float32 values cannot overflow it (the largest, 3.4e38, squared is
- * 1.2e77). One pass gives both the finiteness check and the gradient's norm.
+ * 1.2e77). One pass gives both the finiteness check and the gradient's norm. On the WebAssembly
+ * SIMD kernels when this thread has them (the same four sums, the same bytes), else the JS loop.
  */
 function sumOfSquares(a: Float32Array): number {
+  return sumOfSquaresF64(a) ?? sumOfSquaresJs(a);
+}
+
+function sumOfSquaresJs(a: Float32Array): number {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
@@ -136,6 +142,9 @@ export function reduceShards(job: JobContext, tasks: readonly ShardTask[], resul
  */
 function sumInOrder(grads: readonly Float32Array[], count: number, length: number): Float32Array {
   const out = new Float32Array(length);
+  // The WebAssembly SIMD kernels give the same bytes (float32 additions in order from +0, then a
+  // float32 division) in one pass; the JS loops below run where they are unavailable.
+  if (sumInOrderInto(out, grads, count)) return out;
   const last = grads.length - 1;
   if (last < 0) return out;
   const g0 = grads[0];

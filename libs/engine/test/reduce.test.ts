@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { setWasmKernelsEnabled, kernelBackend } from '@stride/cnn';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { checkShardResult, reduceShards, ShardResultError, type JobContext, type ShardResult, type ShardTask } from '../src/index.ts';
 
 const job: JobContext = {
@@ -30,10 +31,14 @@ describe('reduceShards', () => {
     [-1e8, -3, 0.4, 2],
   ];
 
-  // 1 to 4 shards have a pass of their own each; 5 and 6 take the general loop.
+  // 1 to 4 shards have a JS pass of their own each; 5 and 6 take the general loop. Both on the
+  // WebAssembly SIMD kernels (where this thread has them) and on the JS fallback.
   const many = [...tasks, task(4, 3), task(5, 1)];
-  for (const shards of [1, 2, 3, 4, 5, 6]) {
-    it(`${shards} shard(s): the same bytes as adding into a zeroed float32 array, then dividing (−0, tiny and huge values)`, () => {
+  for (const [backend, shards] of (['wasm-simd', 'js'] as const).flatMap((b) => [1, 2, 3, 4, 5, 6].map((n) => [b, n] as const))) {
+    it(`${backend}, ${shards} shard(s): the same bytes as adding into a zeroed float32 array, then dividing (−0, tiny and huge values)`, () => {
+      setWasmKernelsEnabled(backend === 'wasm-simd');
+      onTestFinished(() => setWasmKernelsEnabled(true));
+      expect(kernelBackend()).toBe(backend);
       const tasks = many;
       const values = [1e8, -0, 3e-39, -1e-7, 0.1, 16777217, -3.5, 1e30];
       const gs = tasks.slice(0, shards).map((_, s) => values.map((v, i) => (s % 2 === 0 ? v : values[(i + s) % values.length] * -0.7)));

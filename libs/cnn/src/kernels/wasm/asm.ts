@@ -123,6 +123,7 @@ export const f32x4 = {
   extractLane: (v: Code, lane: number): Code => [v, simd(0x1f), lane],
   add: (a: Code, b: Code): Code => [a, b, simd(0xe4)],
   mul: (a: Code, b: Code): Code => [a, b, simd(0xe6)],
+  div: (a: Code, b: Code): Code => [a, b, simd(0xe7)],
   /** Lane masks: all ones where the comparison holds (false when either lane is NaN, except ne). */
   gt: (a: Code, b: Code): Code => [a, b, simd(0x44)],
   ne: (a: Code, b: Code): Code => [a, b, simd(0x42)],
@@ -175,6 +176,7 @@ export const f64 = {
     return [0x44, ...b];
   },
   add: bin(0xa0),
+  mul: bin(0xa2),
   load: (addr: Code, offset = 0): Code => [addr, 0x2b, memarg(3, offset)],
   store: (addr: Code, v: Code, offset = 0): Code => [addr, v, 0x39, memarg(3, offset)],
   promoteF32: (v: Code): Code => [v, 0xbb],

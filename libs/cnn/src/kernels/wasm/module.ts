@@ -137,6 +137,19 @@ export interface KernelExports {
    * v = f32(β2·v + (1−β2)·g'·g'); p = f32(p − stepSize·m / (√v / bias2Sqrt + eps)).
    */
   adam(p: number, g: number, m: number, v: number, count: number, decay: number, l2: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, stepSize: number, bias2Sqrt: number, eps: number): void;
+  /**
+   * Shard gradients summed in order: for `arrays` arrays at src, src + stride, … (bytes) and
+   * ⌈count/4⌉ whole vectors, dst = ((((0 + a0) + a1) + …) + a_last) / divisor, every addition and
+   * the division rounded to float32 (the +0 start turns −0 into +0, as JS's `0 + x` does).
+   */
+  sum_in_order(src: number, stride: number, arrays: number, dst: number, count: number, divisor: number): void;
+  /**
+   * Σ v² of `count` floats at src (count a multiple of 4 except in the last call of a series) onto
+   * four float64 partial sums at acc (32 bytes): element i goes to acc[i mod 4], in order, the
+   * tail beyond the last whole vector to acc[0]. Returns (acc0 + acc1) + (acc2 + acc3): the JS
+   * four-lane loop's bytes.
+   */
+  sum_squares(src: number, count: number, acc: number): number;
   /** dst = x > 0 ? x : f32(x·slope) (float64 product), over ⌈count/4⌉ whole vectors. */
   leaky_fwd(src: number, dst: number, count: number, slope: number): void;
   /** gx = f32(gx + (x > 0 ? g : g·slope)) in float64, over ⌈count/4⌉ whole vectors. */
@@ -672,6 +685,44 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
         v128.store(at(m), join(get(outs[1][0]), get(outs[1][1]))),
         v128.store(at(v), join(get(outs[2][0]), get(outs[2][1]))),
       ]),
+    ];
+  });
+
+  // Reductions of shard results on the coordinator (engine's reduce.ts): the float32 sum in shard
+  // order, and Σ v² in float64 in four lanes (element i in lane i mod 4, the tail in lane 0).
+  mw.func('sum_in_order', ['i32', 'i32', 'i32', 'i32', 'i32', 'f32'], [], ([src, stride, arrays, dst, count, divisor], f) => {
+    const [off, end, a, s] = f.localsOf('i32', 4);
+    const [acc, dv] = f.localsOf('v128', 2);
+    return [
+      set(dv, f32x4.splat(get(divisor))),
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(off, i32.c(0), get(end), i32.c(16), [
+        set(acc, v128.zero()),
+        set(a, i32.add(get(src), get(off))),
+        forRange(s, i32.c(0), get(arrays), i32.c(1), [set(acc, f32x4.add(get(acc), v128.load(get(a)))), set(a, i32.add(get(a), get(stride)))]),
+        v128.store(i32.add(get(dst), get(off)), f32x4.div(get(acc), get(dv))),
+      ]),
+    ];
+  });
+  mw.func('sum_squares', ['i32', 'i32', 'i32'], ['f64'], ([src, count, acc], f) => {
+    const [p, e, ev] = f.localsOf('i32', 3);
+    const [v, s01, s23] = f.localsOf('v128', 3);
+    const x = f.local('f64');
+    const lane = (i: number): Code => f64.load(get(acc), 8 * i);
+    return [
+      set(s01, v128.load(get(acc))),
+      set(s23, v128.load(get(acc), 16)),
+      set(e, i32.add(get(src), i32.shl(get(count), i32.c(2)))),
+      set(ev, i32.add(get(src), i32.shl(i32.and(get(count), i32.c(-4)), i32.c(2)))),
+      forRange(p, get(src), get(ev), i32.c(16), [
+        set(v, v128.load(get(p))),
+        set(s01, f64x2.add(get(s01), f64x2.mul(f64x2.promoteLow(get(v)), f64x2.promoteLow(get(v))))),
+        set(s23, f64x2.add(get(s23), f64x2.mul(f64x2.promoteLow(bits.shuffle(get(v), get(v), HIGH)), f64x2.promoteLow(bits.shuffle(get(v), get(v), HIGH))))),
+      ]),
+      v128.store(get(acc), get(s01)),
+      v128.store(get(acc), get(s23), 16),
+      forRange(p, get(p), get(e), i32.c(4), [set(x, f64.promoteF32(f32.load(get(p)))), f64.store(get(acc), f64.add(lane(0), f64.mul(get(x), get(x))))]),
+      f64.add(f64.add(lane(0), lane(1)), f64.add(lane(2), lane(3))),
     ];
   });
 

@@ -58,6 +58,10 @@ function parseLines(text: string, onInvalidLine?: (invalid: InvalidMetricsLine) 
 export class MetricsLog {
   private handle?: FileHandle;
   private closing?: Promise<void>;
+  /** Lines are written one after the other, in the order they were given. */
+  private writing: Promise<void> = Promise.resolve();
+  /** The first failed write of `appendLater`: reported by the next `append`, `flush` or `close`. */
+  private failure?: Error;
 
   constructor(readonly file: string) {}
 
@@ -80,10 +84,34 @@ export class MetricsLog {
     await writeFileAtomic(this.file, kept.length ? `${kept.join('\n')}\n` : '');
   }
 
-  /** Appends one record as a line. */
+  /** Appends one record as a line, after the lines queued before it; resolves once it is written. */
   async append(record: MetricsRecord): Promise<void> {
-    this.handle ??= await open(this.file, 'a');
-    await this.handle.write(`${JSON.stringify(record)}\n`);
+    this.appendLater(record);
+    await this.flush();
+  }
+
+  /**
+   * Queues one record as a line and returns at once: the training loop does not wait for the disk
+   * every step. `flush` waits for what is queued (the trainer flushes before every checkpoint, so
+   * a checkpoint never records a step whose line is not on disk).
+   */
+  appendLater(record: MetricsRecord): void {
+    const line = `${JSON.stringify(record)}\n`;
+    this.writing = this.writing.then(async () => {
+      if (this.failure) return;
+      try {
+        this.handle ??= await open(this.file, 'a');
+        await this.handle.write(line);
+      } catch (err) {
+        this.failure = err as Error;
+      }
+    });
+  }
+
+  /** Waits for every queued line; throws the first write error. */
+  async flush(): Promise<void> {
+    await this.writing;
+    if (this.failure) throw this.failure;
   }
 
   /** Reads every record of a metrics.jsonl file; lines that are not records are skipped and reported to `onInvalidLine`. */
@@ -94,6 +122,7 @@ export class MetricsLog {
   /** Closes the file. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.writing;
       try {
         await this.handle?.close();
       } catch {

@@ -613,7 +613,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       time: new Date().toISOString(),
     };
     p.lastStep = metrics;
-    await s.metrics.append(metrics);
+    // Written in the background (flushed before each checkpoint): no disk wait on the step's path.
+    s.metrics.appendLater(metrics);
     this.emit('shards', shardsUsed(this.jobId, 'train', step, results));
     this.emit('step', { ...metrics, jobId: this.jobId, totalSteps: s.totalSteps });
     this.setState({ status: 'running', step: p.done, totalSteps: s.totalSteps });
@@ -672,6 +673,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     };
     const ckpt: Checkpoint = { meta, params: named(s.model.params), buffers: named(s.model.buffers), optimizerState: s.optimizer.stateArrays() };
     await this.options.guard?.();
+    // Every step line up to here is on disk before the checkpoint that resumes after it.
+    await s.metrics.flush();
     const { file } = await s.store.write(ckpt);
     p.checkpointStep = p.done;
     p.checkpointFile = file;

@@ -21,6 +21,7 @@
 // started listening. A fresh job is not looked up: its events will come.
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import { sumOfSquaresF64 } from '@stride/cnn';
 import type { Redis } from 'ioredis';
 import { crashPoint, ShardResultError, wallClock, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import { BlobStore } from './blob-store.ts';
@@ -633,6 +634,10 @@ function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number, sha
 
 /** The first NaN or ±Infinity of `a`, if any. */
 function firstNonFinite(a: Float32Array): { index: number; value: number } | undefined {
+  // Σ v² (WebAssembly SIMD, one pass) is finite exactly when every value is: the element-wise scan
+  // only runs to name the culprit.
+  const squares = sumOfSquaresF64(a);
+  if (squares !== undefined && Number.isFinite(squares)) return undefined;
   for (let i = 0; i < a.length; i++) {
     const v = a[i];
     // v - v is 0 for finite v, NaN for NaN and ±Infinity: one test per element.

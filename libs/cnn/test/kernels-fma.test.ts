@@ -23,21 +23,16 @@ import {
   type Model,
   setKernelNumerics,
 } from '../src/index.ts';
-import { bits, maxRelDiff, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { bits, gemmAgainstTripleLoop, maxRelDiff, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
 import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
-import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
+import { sgemm } from '../src/kernels/gemm.ts';
 import { buildKernelModule, DEFAULT_SHAPE } from '../src/kernels/wasm/module.ts';
 import { wasmMemoryBytes } from '../src/kernels/wasm/runtime.ts';
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 v8.setFlagsFromString(FLAG);
 
-type Rng = ReturnType<typeof createRng>;
-
-function randArray(rng: Rng, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-}
 
 /** Runs `fn` with the kernel numerics `mode`, then goes back to 'exact'. */
 function withNumerics<T>(mode: 'exact' | 'fma', fn: () => T): T {
@@ -205,21 +200,7 @@ describe.runIf(available)('fma numerics', () => {
       [64, 120, 400],
       [33, 65, 517],
     ];
-    for (const [m, n, k] of sizes)
-      for (const transA of [false, true])
-        for (const transB of [false, true])
-          for (const accumulate of [false, true]) {
-            it(`m ${m} n ${n} k ${k} transA ${transA} transB ${transB} accumulate ${accumulate}`, () => {
-              const a = randArray(rng, m * k);
-              const b = randArray(rng, k * n);
-              const c0 = randArray(rng, m * n);
-              const c = c0.slice();
-              const ref = c0.slice();
-              withNumerics('fma', () => sgemm(m, n, k, a, b, c, transA, transB, accumulate));
-              sgemmReference(m, n, k, a, b, ref, transA, transB, accumulate);
-              expect(maxRelDiff(c, ref)).toBeLessThan(1e-5);
-            });
-          }
+    gemmAgainstTripleLoop(rng, sizes, (...args) => withNumerics('fma', () => sgemm(...args)));
   });
 
   describe('convolutions against the direct reference', () => {

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, Tensor } from '../src/index.ts';
-import { bits, maxRelDiff, onJs, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { bits, gemmAgainstTripleLoop, maxRelDiff, onJs, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
 import { type Conv2dDims, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
@@ -13,11 +13,6 @@ import { type Pool2dDims, maxPool2dBackward, maxPool2dForward } from '../src/ker
 import { sgemmWasm } from '../src/kernels/wasm/gemm.ts';
 import { wasmMemoryBytes } from '../src/kernels/wasm/runtime.ts';
 
-type Rng = ReturnType<typeof createRng>;
-
-function randArray(rng: Rng, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-}
 
 restoreKernelsAfterEach();
 
@@ -39,21 +34,7 @@ describe('WebAssembly sgemm against the triple loop', () => {
     [120, 400, 64],
     [33, 65, 517],
   ];
-  for (const [m, n, k] of sizes)
-    for (const transA of [false, true])
-      for (const transB of [false, true])
-        for (const accumulate of [false, true]) {
-          it(`m ${m} n ${n} k ${k} transA ${transA} transB ${transB} accumulate ${accumulate}`, () => {
-            const a = randArray(rng, m * k);
-            const b = randArray(rng, k * n);
-            const c0 = randArray(rng, m * n);
-            const c = c0.slice();
-            const ref = c0.slice();
-            expect(sgemmWasm(m, n, k, a, b, c, transA, transB, accumulate)).toBe(true);
-            sgemmReference(m, n, k, a, b, ref, transA, transB, accumulate);
-            expect(maxRelDiff(c, ref)).toBeLessThan(1e-5);
-          });
-        }
+  gemmAgainstTripleLoop(rng, sizes, (...args) => expect(sgemmWasm(...args)).toBe(true));
 
   it('operands longer than needed (subarray views into bigger buffers) are read only as far as m, n, k say', () => {
     const [m, n, k] = [5, 11, 7];

@@ -5,22 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conv2d, convTranspose2d, createRng, kernelBackend, setWasmKernelsEnabled, tensor } from '../src/index.ts';
 import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
-import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
+import { sgemm } from '../src/kernels/gemm.ts';
+import { gemmAgainstTripleLoop, maxRelDiff as maxDiff, randArray } from './kernel-helpers.ts';
 
-type Rng = ReturnType<typeof createRng>;
-
-function randArray(rng: Rng, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-}
 
 /** Largest |a − b| / (1 + |b|). */
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
-  return m;
-}
-
 function dims(n: number, cIn: number, h: number, w: number, cOut: number, kh: number, kw: number, stride: number, pad: number, dil: number, groups: number): Conv2dDims {
   return {
     n, cIn, h, w, cOut, kh, kw, strideH: stride, strideW: stride, padH: pad, padW: pad, dilH: dil, dilW: dil, groups,
@@ -49,21 +38,7 @@ for (const backend of ['js', 'wasm-simd'] as const) {
         [7, 300, 270],
         [33, 9, 513],
       ];
-      for (const [m, n, k] of sizes)
-        for (const transA of [false, true])
-          for (const transB of [false, true])
-            for (const accumulate of [false, true]) {
-              it(`m ${m} n ${n} k ${k} transA ${transA} transB ${transB} accumulate ${accumulate}`, () => {
-                const a = randArray(rng, m * k);
-                const b = randArray(rng, k * n);
-                const c0 = randArray(rng, m * n);
-                const c = c0.slice();
-                const ref = c0.slice();
-                sgemm(m, n, k, a, b, c, transA, transB, accumulate);
-                sgemmReference(m, n, k, a, b, ref, transA, transB, accumulate);
-                expect(maxDiff(c, ref)).toBeLessThan(1e-5);
-              });
-            }
+      gemmAgainstTripleLoop(rng, sizes, sgemm);
     });
 
     describe(`conv2d fast path equals the direct reference (${backend})`, () => {

@@ -1,6 +1,7 @@
 // Shared by the tests that hold the WebAssembly kernels against the JS loops.
 import { afterEach, expect, it } from 'vitest';
 import { type createRng, setWasmKernelsEnabled } from '../src/index.ts';
+import { type Conv2dDims, convOutSize } from '../src/kernels/conv.ts';
 import { sgemmReference } from '../src/kernels/gemm.ts';
 
 type Rng = ReturnType<typeof createRng>;
@@ -9,6 +10,18 @@ type Rng = ReturnType<typeof createRng>;
 export function randArray(rng: Rng, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 }
+
+/** m, n, k off every multiple of the 4×8 micro-tile and of 16; LeNet's linear shapes; one k > 512. */
+export const GEMM_SIZES: readonly (readonly [number, number, number])[] = [
+  [1, 1, 1],
+  [5, 3, 2],
+  [7, 9, 13],
+  [13, 17, 31],
+  [6, 784, 25],
+  [64, 120, 400],
+  [120, 400, 64],
+  [33, 65, 517],
+];
 
 /** An sgemm-shaped call: C (m × n) = op(A)·op(B) (+ C when `accumulate`). */
 export type GemmCall = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, transA: boolean, transB: boolean, accumulate: boolean) => void;
@@ -62,3 +75,33 @@ export function onJs<T>(fn: () => T): T {
 export function restoreKernelsAfterEach(): void {
   afterEach(() => setWasmKernelsEnabled(true));
 }
+
+/** The dimensions of a convolution of `n` samples, dilation 1: kernel `k`, padding `pad`, `groups`, `stride`. */
+export function convDims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number, stride: [number, number] = [1, 1]): Conv2dDims {
+  const [kh, kw] = k;
+  const [padH, padW] = pad;
+  const [strideH, strideW] = stride;
+  return {
+    n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH: 1, dilW: 1, groups,
+    outH: convOutSize(h, kh, strideH, padH, 1),
+    outW: convOutSize(w, kw, strideW, padW, 1),
+  };
+}
+
+/** Convolutions that cover the kernels' paths (blockings, groups, padding, strides, 1×1, the column matrix). */
+export const CONV_CASES: readonly [string, Conv2dDims][] = [
+  ['LeNet conv1: 1→6 channels, 5x5, padding 2, 28x28', convDims(3, 1, 28, 28, 6, [5, 5], [2, 2], 1)],
+  ['LeNet conv2: 6→16 channels, 5x5, 14x14', convDims(3, 6, 14, 14, 16, [5, 5], [0, 0], 1)],
+  ['3x3 padding 1, 7→5 channels (no multiple of 2, 3 or 4), 11x9', convDims(2, 7, 11, 9, 5, [3, 3], [1, 1], 1)],
+  ['groups 2, 6→4 channels, 3x2 kernel, padding (1, 0), 9x8', convDims(2, 6, 9, 8, 4, [3, 2], [1, 0], 2)],
+  ['padding 3 larger than a 3x3 kernel, 3 input channels, 5x6', convDims(2, 3, 5, 6, 3, [3, 3], [3, 3], 1)],
+  ['1x1 kernel with padding 1 (not pointwise), 13 channels', convDims(2, 13, 6, 7, 9, [1, 1], [1, 1], 1)],
+  ['kernel as large as the input, 12 output channels', convDims(2, 2, 5, 5, 12, [5, 5], [0, 0], 1)],
+  ['groups 2, 4→6 channels, 2x4 kernel (kw = MR: scattered input gradient), padding (1, 3), 9x11', convDims(2, 4, 9, 11, 6, [2, 4], [1, 3], 2)],
+  ['7x7 kernel, padding 3, 3→5 channels, 10x13', convDims(2, 3, 10, 13, 5, [7, 7], [3, 3], 1)],
+  ['pointwise 1x1, 6→3 channels (input gradient by the flipped filter), 7x9', convDims(2, 6, 7, 9, 3, [1, 1], [0, 0], 1)],
+  ['3x3 padding 1, 4→16 channels (input gradient through the column matrix), 12x12', convDims(2, 4, 12, 12, 16, [3, 3], [1, 1], 1)],
+  ['stride 2, 3x3 padding 1, 5→6 channels (the im2col path), 13x11', convDims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
+  ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6 channels, 14x15', convDims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
+  ['pointwise 1x1 stride 2 (a shortcut projection), 6→10 channels, 9x9', convDims(2, 6, 9, 9, 10, [1, 1], [0, 0], 1, [2, 2])],
+];

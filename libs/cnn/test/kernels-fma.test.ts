@@ -23,8 +23,8 @@ import {
   type Model,
   setKernelNumerics,
 } from '../src/index.ts';
-import { bits, gemmAgainstTripleLoop, maxRelDiff, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
-import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
+import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, gemmAgainstTripleLoop, maxRelDiff, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm } from '../src/kernels/gemm.ts';
 import { buildKernelModule, DEFAULT_SHAPE } from '../src/kernels/wasm/module.ts';
@@ -90,17 +90,6 @@ it.runIf(support.relaxedSimd && !support.fused)('this CPU has no fused multiply-
   expect(kernelNumerics()).toBe('exact');
 });
 
-function dims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number, stride: [number, number] = [1, 1]): Conv2dDims {
-  const [kh, kw] = k;
-  const [padH, padW] = pad;
-  const [strideH, strideW] = stride;
-  return {
-    n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH: 1, dilW: 1, groups,
-    outH: convOutSize(h, kh, strideH, padH, 1),
-    outW: convOutSize(w, kw, strideW, padW, 1),
-  };
-}
-
 /** Forward, input and weight gradients of one convolution on fixed data: every output byte. */
 function convAll(d: Conv2dDims, seed: number): Float32Array[] {
   const rng = createRng(seed);
@@ -145,17 +134,6 @@ function flat(arrays: readonly Float32Array[]): Float32Array {
   return out;
 }
 
-const CONV_CASES: [string, Conv2dDims][] = [
-  ['LeNet conv1: 1→6, 5x5, padding 2, 28x28 (alt blocking)', dims(3, 1, 28, 28, 6, [5, 5], [2, 2], 1)],
-  ['LeNet conv2: 6→16, 5x5, 14x14', dims(3, 6, 14, 14, 16, [5, 5], [0, 0], 1)],
-  ['3x3 padding 1, 7→5 channels, 11x9', dims(2, 7, 11, 9, 5, [3, 3], [1, 1], 1)],
-  ['groups 2, 4→6, 2x4 kernel (scattered input gradient), padding (1, 3), 9x11', dims(2, 4, 9, 11, 6, [2, 4], [1, 3], 2)],
-  ['3x3 padding 1, 4→16 (input gradient through the column matrix), 12x12', dims(2, 4, 12, 12, 16, [3, 3], [1, 1], 1)],
-  ['pointwise 1x1, 6→3 (flipped-filter input gradient), 7x9', dims(2, 6, 7, 9, 3, [1, 1], [0, 0], 1)],
-  ['stride 2, 3x3 padding 1, 5→6 (the im2col path), 13x11', dims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
-  ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6, 14x15', dims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
-];
-
 describe.runIf(available)('fma numerics', () => {
   it('leaves the exact numerics unchanged: exact bytes computed before fma ran are reproduced after it', () => {
     expect(kernelNumerics()).toBe('exact');
@@ -192,15 +170,7 @@ describe.runIf(available)('fma numerics', () => {
 
   describe('sgemm against the triple loop', () => {
     const rng = createRng(41);
-    const sizes: [number, number, number][] = [
-      [1, 1, 1],
-      [5, 3, 2],
-      [7, 9, 13],
-      [13, 17, 31],
-      [64, 120, 400],
-      [33, 65, 517],
-    ];
-    gemmAgainstTripleLoop(rng, sizes, (...args) => withNumerics('fma', () => sgemm(...args)));
+    gemmAgainstTripleLoop(rng, GEMM_SIZES, (...args) => withNumerics('fma', () => sgemm(...args)));
   });
 
   describe('convolutions against the direct reference', () => {

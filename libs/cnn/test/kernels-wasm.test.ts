@@ -5,8 +5,8 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, Tensor } from '../src/index.ts';
-import { bits, gemmAgainstTripleLoop, maxRelDiff, onJs, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
-import { type Conv2dDims, conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
+import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, gemmAgainstTripleLoop, maxRelDiff, onJs, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
 import { type Pool2dDims, maxPool2dBackward, maxPool2dForward } from '../src/kernels/pool.ts';
@@ -23,18 +23,7 @@ it('Node 20 runs the WebAssembly SIMD kernels', () => {
 
 describe('WebAssembly sgemm against the triple loop', () => {
   const rng = createRng(31);
-  // m, n, k off every multiple of the 4×8 micro-tile and of 16; LeNet's linear shapes; one k > 512.
-  const sizes: [number, number, number][] = [
-    [1, 1, 1],
-    [5, 3, 2],
-    [7, 9, 13],
-    [13, 17, 31],
-    [6, 784, 25],
-    [64, 120, 400],
-    [120, 400, 64],
-    [33, 65, 517],
-  ];
-  gemmAgainstTripleLoop(rng, sizes, (...args) => expect(sgemmWasm(...args)).toBe(true));
+  gemmAgainstTripleLoop(rng, GEMM_SIZES, (...args) => expect(sgemmWasm(...args)).toBe(true));
 
   it('operands longer than needed (subarray views into bigger buffers) are read only as far as m, n, k say', () => {
     const [m, n, k] = [5, 11, 7];
@@ -64,36 +53,9 @@ describe('WebAssembly sgemm against the triple loop', () => {
   });
 });
 
-function dims(n: number, cIn: number, h: number, w: number, cOut: number, k: [number, number], pad: [number, number], groups: number, stride: [number, number] = [1, 1]): Conv2dDims {
-  const [kh, kw] = k;
-  const [padH, padW] = pad;
-  const [strideH, strideW] = stride;
-  return {
-    n, cIn, h, w, cOut, kh, kw, strideH, strideW, padH, padW, dilH: 1, dilW: 1, groups,
-    outH: convOutSize(h, kh, strideH, padH, 1),
-    outW: convOutSize(w, kw, strideW, padW, 1),
-  };
-}
-
 describe('WebAssembly convolutions against the direct reference', () => {
   const rng = createRng(32);
-  const cases: [string, Conv2dDims][] = [
-    ['LeNet conv1: 1→6 channels, 5x5, padding 2, 28x28', dims(3, 1, 28, 28, 6, [5, 5], [2, 2], 1)],
-    ['LeNet conv2: 6→16 channels, 5x5, 14x14', dims(3, 6, 14, 14, 16, [5, 5], [0, 0], 1)],
-    ['3x3 padding 1, 7→5 channels (no multiple of 2, 3 or 4), 11x9', dims(2, 7, 11, 9, 5, [3, 3], [1, 1], 1)],
-    ['groups 2, 6→4 channels, 3x2 kernel, padding (1, 0), 9x8', dims(2, 6, 9, 8, 4, [3, 2], [1, 0], 2)],
-    ['padding 3 larger than a 3x3 kernel, 3 input channels, 5x6', dims(2, 3, 5, 6, 3, [3, 3], [3, 3], 1)],
-    ['1x1 kernel with padding 1 (not pointwise), 13 channels', dims(2, 13, 6, 7, 9, [1, 1], [1, 1], 1)],
-    ['kernel as large as the input, 12 output channels', dims(2, 2, 5, 5, 12, [5, 5], [0, 0], 1)],
-    ['groups 2, 4→6 channels, 2x4 kernel (kw = MR: scattered input gradient), padding (1, 3), 9x11', dims(2, 4, 9, 11, 6, [2, 4], [1, 3], 2)],
-    ['7x7 kernel, padding 3, 3→5 channels, 10x13', dims(2, 3, 10, 13, 5, [7, 7], [3, 3], 1)],
-    ['pointwise 1x1, 6→3 channels (input gradient by the flipped filter), 7x9', dims(2, 6, 7, 9, 3, [1, 1], [0, 0], 1)],
-    ['3x3 padding 1, 4→16 channels (input gradient through the column matrix), 12x12', dims(2, 4, 12, 12, 16, [3, 3], [1, 1], 1)],
-    ['stride 2, 3x3 padding 1, 5→6 channels (the im2col path), 13x11', dims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
-    ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6 channels, 14x15', dims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
-    ['pointwise 1x1 stride 2 (a shortcut projection), 6→10 channels, 9x9', dims(2, 6, 9, 9, 10, [1, 1], [0, 0], 1, [2, 2])],
-  ];
-  for (const [title, d] of cases) {
+  for (const [title, d] of CONV_CASES) {
     it(`${title}: forward (with and without accumulate), backward input, weight, bias`, () => {
       const cInG = d.cIn / d.groups;
       const x = randArray(rng, d.n * d.cIn * d.h * d.w);

@@ -144,10 +144,14 @@ describe('dashboard in Chromium against the real stack', () => {
     await page.fill('#f-length', TINY.steps);
     await page.fill('#f-batchSize', TINY.batchSize);
     await page.fill('#f-shards', TINY.shards);
+    // The fused multiply-add numerics: the stack's workers train it (next test) like any job.
+    await page.selectOption('#f-numerics', 'fma');
     await page.click('button[type=submit]');
     await page.waitForURL(/\/jobs\/[^/]+$/, { timeout: 15_000 });
     tinyId = decodeURIComponent(page.url().split('/jobs/')[1]);
     await expect.poll(() => page.locator('h1').textContent()).toBe(TINY.name);
+    const record = (await (await page.request.get(`${base}/api/jobs/${encodeURIComponent(tinyId)}`)).json()) as { spec: { numerics?: string } };
+    expect(record.spec.numerics).toBe('fma');
   }, 60_000);
 
   it('shows the job progressing live, with charts, until it succeeds with a checkpoint', async () => {

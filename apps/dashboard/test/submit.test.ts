@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkForm, fieldOfPath } from '../src/pages/submit.ts';
 
-const valid = { name: '', model: 'lenet5', dataset: 'mnist', length: '1', unit: 'epochs' as const, batchSize: '64', shards: '4', optimizer: 'adam', lr: '0.003', seed: '1' };
+const valid = { name: '', model: 'lenet5', dataset: 'mnist', length: '1', unit: 'epochs' as const, batchSize: '64', shards: '4', optimizer: 'adam', lr: '0.003', seed: '1', numerics: 'exact' };
 
 describe('checkForm (the engine rules, in the browser)', () => {
   it('builds the spec of a valid form, leaving the name to its default', () => {
@@ -10,6 +10,9 @@ describe('checkForm (the engine rules, in the browser)', () => {
       spec: { model: 'lenet5', dataset: 'mnist', epochs: 1, batchSize: 64, shards: 4, seed: 1, optimizer: { type: 'adam', lr: 0.003 } },
     });
     expect(checkForm({ ...valid, name: ' run A ', unit: 'steps', length: '30' }).spec).toMatchObject({ name: 'run A', steps: 30 });
+    // 'fma' numerics go into the spec; 'exact' (the default) stays out of it.
+    expect(checkForm({ ...valid, numerics: 'fma' }).spec).toMatchObject({ numerics: 'fma' });
+    expect(checkForm(valid).spec).not.toHaveProperty('numerics');
   });
 
   for (const [field, patch, message] of [
@@ -23,6 +26,7 @@ describe('checkForm (the engine rules, in the browser)', () => {
     ['lr', { lr: 'fast' }, 'must be a finite number > 0, got "fast"'],
     ['optimizer', { optimizer: 'rmsprop' }, 'must be one of sgd, adam, adamw, got "rmsprop"'],
     ['name', { name: '   ' }, 'must not be blank (leave it empty for the default name)'],
+    ['numerics', { numerics: 'turbo' }, `must be 'exact' or 'fma', got "turbo"`],
   ] as const) {
     it(`${field} ${JSON.stringify(patch)} → ${message}`, () => {
       const r = checkForm({ ...valid, ...patch });
@@ -40,6 +44,7 @@ describe('fieldOfPath (server errors to form fields)', () => {
     expect(fieldOfPath('optimizer.lr')).toBe('lr');
     expect(fieldOfPath('optimizer.momentum')).toBe('optimizer');
     expect(fieldOfPath('model.layers[2].stride')).toBe('model');
+    expect(fieldOfPath('numerics')).toBe('numerics');
     expect(fieldOfPath('schedule.type')).toBeUndefined();
     expect(fieldOfPath(undefined)).toBeUndefined();
   });

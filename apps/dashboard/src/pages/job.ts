@@ -298,6 +298,7 @@ export function jobPage(root: HTMLElement, params: Record<string, string>): () =
       ['optimizer', `${s.optimizer.type}, lr ${s.optimizer.lr}`],
       ['schedule', s.schedule.type],
       ['seed', String(s.seed)],
+      ['kernel numerics', s.numerics ?? 'exact'],
       ['evaluation', s.evalEvery === 'epoch' ? 'every epoch' : `every ${s.evalEvery} steps`],
       ['checkpoints', `every ${s.checkpointEvery} steps, keep ${s.keepCheckpoints}`],
       ['runs', String(job.runs ?? 0)],

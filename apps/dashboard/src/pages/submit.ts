@@ -58,7 +58,7 @@ export function modelChoices(task: TaskName, zoo: readonly string[], current: st
   return { suited, others, selected };
 }
 
-type FieldName = 'name' | 'model' | 'dataset' | 'length' | 'batchSize' | 'shards' | 'optimizer' | 'lr' | 'seed';
+type FieldName = 'name' | 'model' | 'dataset' | 'length' | 'batchSize' | 'shards' | 'optimizer' | 'lr' | 'seed' | 'numerics';
 
 interface Field {
   wrap: HTMLElement;
@@ -78,6 +78,8 @@ interface FormValues {
   optimizer: string;
   lr: string;
   seed: string;
+  /** Kernel numerics: 'exact' (default, left out of the spec) or 'fma'. */
+  numerics: string;
 }
 
 /** Limits of the engine's job spec (libs/engine/src/spec.ts). */
@@ -125,6 +127,7 @@ export function checkForm(v: FormValues): { errors: Partial<Record<FieldName, st
   const lrText = v.lr.trim();
   const lr = lrText === '' ? NaN : Number(lrText);
   if (!Number.isFinite(lr) || lr <= 0) errors.lr = `must be a finite number > 0, got ${got(v.lr)}`;
+  if (v.numerics !== 'exact' && v.numerics !== 'fma') errors.numerics = `must be 'exact' or 'fma', got ${got(v.numerics)}`;
   if (Object.keys(errors).length > 0) return { errors };
   return {
     errors,
@@ -137,6 +140,7 @@ export function checkForm(v: FormValues): { errors: Partial<Record<FieldName, st
       shards,
       seed,
       optimizer: { type: v.optimizer, lr },
+      ...(v.numerics === 'fma' ? { numerics: 'fma' } : {}),
     },
   };
 }
@@ -149,7 +153,7 @@ export function fieldOfPath(path: string | undefined): FieldName | undefined {
   if (path === 'optimizer' || path.startsWith('optimizer.')) return 'optimizer';
   if (path === 'model' || path.startsWith('model.')) return 'model';
   const top = path.split(/[.[]/)[0];
-  return (['name', 'dataset', 'batchSize', 'shards', 'seed'] as const).find((f) => f === top);
+  return (['name', 'dataset', 'batchSize', 'shards', 'seed', 'numerics'] as const).find((f) => f === top);
 }
 
 
@@ -185,6 +189,7 @@ export function submitPage(root: HTMLElement): () => void {
     field('optimizer', 'Optimizer', select([['adam', 'Adam'], ['adamw', 'AdamW'], ['sgd', 'SGD']])),
     field('lr', 'Learning rate', input({ inputmode: 'decimal' }), 'Peak rate of the one-cycle schedule.'),
     field('seed', 'Seed', input({ inputmode: 'numeric' }), 'Same spec and seed, same weights, bit for bit.'),
+    field('numerics', 'Kernel numerics', select([['exact', 'exact'], ['fma', 'fma (fused multiply-add)']]), 'fma trains faster; its results differ from exact in the last bits, and every worker needs a CPU with FMA.'),
     h('div', { class: 'form-actions' }, submit, status),
   );
 
@@ -206,6 +211,7 @@ export function submitPage(root: HTMLElement): () => void {
     optimizer: fields.optimizer.control.value,
     lr: fields.lr.control.value,
     seed: fields.seed.control.value,
+    numerics: fields.numerics.control.value,
   });
 
   const setError = (name: FieldName, message: string | undefined): void => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildModel, fromData, getZooSpec, kernelNumerics, noGrad, setKernelNumerics } from '@stride/cnn';
 import { MNIST_MEAN, MNIST_STD, loadDataset, normalizeInto } from '@stride/data';
-import { type EvalMetrics, type Executor, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
+import { type EvalMetrics, type Executor, type JobContext, type JobSpecInput, type StepMetrics, InlineExecutor, LocalExecutor, train } from '@stride/engine';
 import { median } from './stats.ts';
 
 /** How long a measurement runs. */
@@ -166,12 +166,44 @@ export interface FmaTrainingFigure {
 }
 
 /**
- * One-thread LeNet-5 training (InlineExecutor: the compute runs on this thread, whose kernel
- * numerics `setKernelNumerics` sets) alternating the 'exact' and 'fma' numerics every `block`
- * steps, in pairs of blocks ordered exact-fma, then fma-exact, and so on: the two are compared on
- * adjacent steps, so a burst of load elsewhere hits both. `runs` jobs, each with s.warmup steps
- * (alternating too, not timed) and 2·s.windows·s.stepsPerWindow timed ones. The LocalExecutor's
- * threads cannot be switched from here: no 2-thread figure. Leaves the numerics at 'exact'.
+ * Two InlineExecutors behind one: every parameter version goes to both, and each step's shards run
+ * on the one of the current `mode`, which sees the job with that numerics (a ShardComputer computes
+ * in its job's numerics). For the A/B of `trainOneThreadFma` only: a job that changes numerics
+ * mid-way is not a job Stride runs.
+ */
+function numericsSwitch(): { executor: Executor; setMode(mode: 'exact' | 'fma'): void } {
+  const exact = new InlineExecutor();
+  const fma = new InlineExecutor();
+  let mode: 'exact' | 'fma' = 'exact';
+  const as = (job: JobContext, m: 'exact' | 'fma'): JobContext => {
+    const { numerics: _drop, ...rest } = job;
+    return m === 'fma' ? { ...rest, numerics: 'fma' } : rest;
+  };
+  const executor: Executor = {
+    publishParams: async (job, version, state) => {
+      await exact.publishParams(as(job, 'exact'), version, state);
+      await fma.publishParams(as(job, 'fma'), version, state);
+    },
+    runShards: (job, tasks, signal) => (mode === 'fma' ? fma : exact).runShards(as(job, mode), tasks, signal),
+    releaseJob: async (jobId) => {
+      await exact.releaseJob(jobId);
+      await fma.releaseJob(jobId);
+    },
+    close: async () => {
+      await exact.close();
+      await fma.close();
+    },
+  };
+  return { executor, setMode: (m) => void (mode = m) };
+}
+
+/**
+ * One-thread LeNet-5 training (the compute runs on this thread) alternating the 'exact' and 'fma'
+ * numerics every `block` steps (see `numericsSwitch`), in pairs of blocks ordered exact-fma, then
+ * fma-exact, and so on: the two are compared on adjacent steps, so a burst of load elsewhere hits
+ * both. `runs` jobs, each with s.warmup steps (alternating too, not timed) and
+ * 2·s.windows·s.stepsPerWindow timed ones. No 2-thread figure here: `--numerics fma` runs the
+ * whole bench in fma.
  */
 export async function trainOneThreadFma(batch: number, s: Schedule, runs: number, log: (line: string) => void, block = 5): Promise<FmaTrainingFigure> {
   const pairs = Math.max(1, Math.round((s.windows * s.stepsPerWindow) / block));
@@ -185,18 +217,17 @@ export async function trainOneThreadFma(batch: number, s: Schedule, runs: number
     log(`fma run ${r + 1}/${runs}: training, 1 thread, exact and fma alternating every ${block} steps`);
     const stepMs: number[] = [];
     const computeMs: number[] = [];
-    const executor = new InlineExecutor();
+    const { executor, setMode } = numericsSwitch();
     try {
-      setKernelNumerics(modeOf(0));
+      setMode(modeOf(0));
       const steps = (warmupBlocks + 2 * pairs) * block;
       // runEngine's own windows are not used: one window over the whole run.
       await runEngine('stride 1 thread, exact / fma', 'inline', executor, 1, batch, 1, { warmup: 1, stepsPerWindow: steps - 1, windows: 1 }, 40, (e) => {
         stepMs[e.step] = e.stepMs;
         computeMs[e.step] = e.computeMs;
-        setKernelNumerics(modeOf(e.step + 1));
+        setMode(modeOf(e.step + 1));
       });
     } finally {
-      setKernelNumerics('exact');
       await executor.close();
     }
     const blockSum = (ms: number[], b: number): number => ms.slice(b * block, (b + 1) * block).reduce((x, y) => x + y, 0);

@@ -32,7 +32,7 @@ import { CheckpointError, DivergenceError, isNamedError, JobSpecError, ShardResu
 import { TypedEmitter } from './events.ts';
 import type { Executor, JobContext, ShardResult, ShardTask } from './executor.ts';
 import { MetricsLog, type EvalMetrics, type SkippedStep, type StepMetrics } from './metrics.ts';
-import { evalShardRanges, shardSamples, StepPlanner } from './plan.ts';
+import { evalShardRanges, shardSamples, StepPlanner, type PlannedStep } from './plan.ts';
 import { checkShardResult, gradientOutliers, reduceShards, type ReducedBatch } from './reduce.ts';
 import { crashPoint } from './test-hooks.ts';
 import { packState, stateLayout, stateToBytes } from './shard.ts';
@@ -503,9 +503,9 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     }
   }
 
-  /** The shard tasks of train step `step`: its planned samples (augmented) and targets. */
-  private trainTasks(s: Setup, step: number): ShardTask[] {
-    const plan = s.planner.plan(step);
+  /** The shard tasks of a planned train step: its samples (augmented) and targets. */
+  private trainTasks(s: Setup, plan: PlannedStep): ShardTask[] {
+    const { step } = plan;
     return plan.shards.map((sh) => {
       const { images, labels } = shardSamples(s.train, plan, sh, s.spec.augment ? { ...s.spec.augment, seed: s.spec.seed } : undefined);
       const targets = shardTargets(s.job.task, s.train, plan.indices.subarray(sh.start, sh.end));
@@ -526,7 +526,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
       // The step before `step` is still running (not when the executor answered at once).
       if (p.done !== step - 1) return;
       try {
-        const tasks = this.trainTasks(s, step);
+        const tasks = this.trainTasks(s, s.planner.plan(step));
         p.next = { step, tasks };
         executor.prepareShards!(s.job, tasks);
       } catch {
@@ -539,7 +539,7 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     const t0 = performance.now();
     const step = p.done;
     const plan = s.planner.plan(step);
-    const tasks = p.next?.step === step ? p.next.tasks : this.trainTasks(s, step);
+    const tasks = p.next?.step === step ? p.next.tasks : this.trainTasks(s, plan);
     p.next = undefined;
     const publishMs = await this.publish(s, p);
     let results: ShardResult[];

@@ -183,15 +183,41 @@ describe('LocalExecutor', () => {
     await Promise.all(executors.map((e) => e.close()));
   });
 
+  it('computes again, on fresh threads, the shards of threads that die mid-call', async () => {
+    const spec = { ...tinySpec, steps: 4, evalEvery: 4 };
+    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    const ex = new LocalExecutor({ threads: 2 });
+    executors.push(ex);
+    // The pool's threads, to kill (private: no public way to make a thread die on cue).
+    const threads = (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+    let killed = 0;
+    const dying: Executor = {
+      publishParams: (job, version, state) => ex.publishParams(job, version, state),
+      releaseJob: (jobId) => ex.releaseJob(jobId),
+      close: () => ex.close(),
+      runShards(job, tasks, signal) {
+        const running = ex.runShards(job, tasks, signal);
+        // Step 2's call is posted to both threads: both die before they can answer.
+        if (tasks[0].kind === 'train' && tasks[0].step === 2) for (const t of threads) void t.worker.terminate().then(() => killed++);
+        return running;
+      },
+    };
+    const r = await train(spec, { executor: dying, dataDir, jobId: 'dying' });
+    expect(killed).toBe(2);
+    expect(r.paramsSha256).toBe(want);
+  });
+
   it("gives the same bytes with 1 and 2 threads as the inline executor, in 'exact' and in 'fma' numerics", async () => {
     const spec = { ...tinySpec, steps: 6, evalEvery: 6 };
     const exact = await train(spec, { executor: inline, dataDir, jobId: 'inline' });
     const want = exact.paramsSha256;
-    for (const threads of [1, 2]) {
-      const ex = new LocalExecutor({ threads });
+    // The calling thread computing too (alone with 1 thread; with 3, three compute threads share
+    // tinySpec's shards unevenly).
+    for (const [threads, callerComputes] of [[1, false], [2, false], [1, true], [2, true], [3, true]] as const) {
+      const ex = new LocalExecutor({ threads, callerComputes });
       executors.push(ex);
-      const r = await train(spec, { executor: ex, dataDir, jobId: `threads-${threads}` });
-      expect(r.paramsSha256, `${threads} thread(s)`).toBe(want);
+      const r = await train(spec, { executor: ex, dataDir, jobId: `threads-${threads}-${callerComputes}` });
+      expect(r.paramsSha256, `${threads} thread(s), callerComputes ${callerComputes}`).toBe(want);
     }
     // The 'fma' numerics: other bytes than 'exact', the same ones inline and on 2 threads (the
     // threads turn on relaxed SIMD through the engine, like apps/worker's do), and the job trains.

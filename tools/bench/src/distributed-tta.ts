@@ -146,7 +146,7 @@ export async function benchTta(opts: { reps: number; torch: boolean; local: bool
     if (torchRun?.hit && dist.hit) report.ratios.push(dist.hit.trainS / torchRun.hit.trainS);
     if (opts.local) {
       log(`tta ${r}/${opts.reps}: Stride, LocalExecutor 2 threads`);
-      const local = new LocalExecutor({ threads: 2 });
+      const local = new LocalExecutor({ threads: 2, callerComputes: true });
       try {
         report.runs.push(await strideTta('stride-local', 'Stride, LocalExecutor 2 threads', local, seed, evalEvery, target));
       } finally {

@@ -380,7 +380,7 @@ export async function benchDistributed(workers: number, batch: number, shards: n
       }
       // The workers idle (blocked on Redis) while the local executor runs: no CPU taken from it.
       log(`distributed ${r}/${reps}: LocalExecutor, ${workers} threads`);
-      const local = new LocalExecutor({ threads: workers });
+      const local = new LocalExecutor({ threads: workers, callerComputes: true });
       try {
         report.local.push(await runTimed(`LocalExecutor ${workers} threads`, 'local', local, workers, batch, shards, s, { redis, workers: children }));
       } finally {

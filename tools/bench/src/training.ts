@@ -258,11 +258,14 @@ export function formatFmaTraining(t: FmaTrainingFigure, batch: number): string[]
   ];
 }
 
-/** Training on `threads` worker threads of this process (LocalExecutor), one shard per thread. */
+/**
+ * Training on `threads` compute threads of this process (LocalExecutor, the calling thread one of
+ * them, as `stride train --local` runs it), one shard per thread.
+ */
 export async function trainLocal(threads: number, batch: number, shards: number, s: Schedule): Promise<EngineRun> {
-  const executor = new LocalExecutor({ threads });
+  const executor = new LocalExecutor({ threads, callerComputes: true });
   try {
-    return await runEngine(`stride ${threads} threads (engine, LocalExecutor, ${shards} shards)`, 'local', executor, threads, batch, shards, s);
+    return await runEngine(`stride ${threads} threads (engine, LocalExecutor, caller computes, ${shards} shards)`, 'local', executor, threads, batch, shards, s);
   } finally {
     await executor.close();
   }

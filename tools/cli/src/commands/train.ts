@@ -1,4 +1,4 @@
-// `stride train --local ...`: trains a job in this process with the local executor (worker threads).
+// `stride train --local ...`: trains a job in this process with the local executor (its main thread and worker threads compute).
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -154,7 +154,8 @@ async function runTrain(o: TrainFlags): Promise<void> {
   const jobId = o.jobId ?? `local-${jobSpecHash(spec).slice(0, 12)}`;
   // Progress to stderr when stdout carries the JSON result.
   const progress = new Progress(o.json ? process.stderr : process.stdout, o.logEvery);
-  const executor = new LocalExecutor(o.threads === undefined ? {} : { threads: o.threads });
+  // This process does nothing else while it trains: its main thread is one of the compute threads.
+  const executor = new LocalExecutor({ callerComputes: true, ...(o.threads === undefined ? {} : { threads: o.threads }) });
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = (): void => {
@@ -193,7 +194,7 @@ async function runTrain(o: TrainFlags): Promise<void> {
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train a job; --local trains in this process on worker threads')
+    .description('train a job; --local trains in this process (its main thread and worker threads)')
     .option('--local', 'train in this process with the local executor')
     .option('--spec <file>', 'a JSON job spec; the flags below override its fields')
     .option('--model <name|file.json>', 'zoo model name (lenet5) or a model spec JSON file')
@@ -219,7 +220,7 @@ export function registerTrain(program: Command): void {
     .option('--name <name>', 'job display name')
     .option('--out <dir>', 'data directory; the job lives in <dir>/jobs/<job id>/', 'out')
     .option('--job-id <id>', 'job id (default: local-<hash of the spec>, so the same command resumes the same job)')
-    .option('--threads <n>', 'worker threads (default: available parallelism)', intArg(1, 1024))
+    .option('--threads <n>', 'compute threads, the main thread of this process included (default: available parallelism)', intArg(1, 1024))
     .option('--no-resume', 'start over instead of resuming from the latest checkpoint')
     .option('--log-every <n>', 'without a TTY, print a progress line every N steps', intArg(1), 50)
     .option('--json', 'print one JSON object with the result at the end (progress goes to stderr)')

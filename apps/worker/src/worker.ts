@@ -16,6 +16,7 @@ import {
   SHARDS_QUEUE,
   ShardProcessor,
   parseParamsAnnouncement,
+  publishShardNews,
   type LockTuning,
   type ParamsAnnouncement,
   type ShardReturn,
@@ -94,9 +95,12 @@ export class ShardWorker {
     this.processor = new ShardProcessor({ store, workerId: this.id, threads: this.threads, completesOnStoreConnection: true, log: this.log });
     // Test-only (tools/chaos): STRIDE_TEST_FAULTS makes chosen shards crash the worker or corrupt their gradient.
     const process_ = withTestFaults(this.processor.process, parseTestFaults(process.env.STRIDE_TEST_FAULTS), { redis: this.redis, keys, store, log: this.log });
-    const processJob = (job: Job): Promise<ShardReturn> => {
+    const processJob = async (job: Job): Promise<ShardReturn> => {
       this.adjustConcurrency(job.data);
-      return process_(job);
+      const ret = await process_(job);
+      // After the gradient, before BullMQ's completion, on their connection (see publishShardNews).
+      publishShardNews(this.redis, keys, job.id!, ret, this.log);
+      return ret;
     };
     this.worker = new Worker<unknown, ShardReturn>(SHARDS_QUEUE, processJob, {
       // Shared with the store (BullMQ leaves it open and takes its own blocking connection): a job's
@@ -129,7 +133,11 @@ export class ShardWorker {
       void this.processor.announced(announcement);
     });
     void this.subscriber.subscribe(keys.paramsChannel()).catch((err: Error) => this.log(`worker ${this.id}: not subscribed to parameter announcements: ${err.message}`));
-    this.worker.on('failed', (job, err) => this.log(`worker ${this.id}: shard job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`));
+    this.worker.on('failed', (job, err) => {
+      this.log(`worker ${this.id}: shard job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
+      // Moved to failed (or back to wait for another attempt): the coordinator looks it up.
+      if (job?.id) publishShardNews(this.redis, keys, job.id, undefined, this.log);
+    });
     this.heartbeat = new Heartbeat(this.redis, keys, {
       intervalMs: opts.heartbeatMs,
       info: () => this.info(),

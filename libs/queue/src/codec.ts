@@ -10,7 +10,7 @@
 import { Packr } from 'msgpackr';
 import { DETECTION_EVAL, type ShardTargets, type TaskName } from '@stride/engine';
 import { MessageError } from './errors.ts';
-import { isJobId, type ShardKind } from './keys.ts';
+import { isJobId, parseShardJobId, type ShardKind } from './keys.ts';
 
 // `useRecords: false` keeps plain msgpack maps (no msgpackr record extension); `structuredClone:
 // false` makes the decoder refuse reference/cycle extensions outright.
@@ -252,6 +252,41 @@ export function parseParamsAnnouncement(text: string): ParamsAnnouncement {
   const a = { jobId: f.jobId('jobId'), version: f.int('version', 0, MAX_STEP), token: f.string('token', 64, TOKEN) };
   f.done();
   return a;
+}
+
+/**
+ * What the shard news channel says (see `Keys.shardNewsChannel`): shard job `id` completed with
+ * `returnvalue` (a `ShardReturn`, judged by the coordinator like any message), or failed.
+ */
+export interface ShardNews {
+  readonly id: string;
+  readonly status: 'completed' | 'failed';
+  readonly returnvalue?: unknown;
+}
+
+/** Characters of a news message: a shard's return value is small (its gradient is a blob of its own). */
+export const MAX_SHARD_NEWS = 1 << 20;
+
+export function encodeShardNews(n: ShardNews): string {
+  return JSON.stringify(n.status === 'completed' ? { id: n.id, status: n.status, returnvalue: n.returnvalue } : { id: n.id, status: n.status });
+}
+
+/** Parses news from the channel (anyone with access to Redis can publish there); the return value is left to `parseShardReturn`. */
+export function parseShardNews(text: string): ShardNews {
+  if (text.length > MAX_SHARD_NEWS) throw new MessageError('ShardNews', `${text.length} characters exceeds the limit of ${MAX_SHARD_NEWS}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new MessageError('ShardNews', `not valid JSON (${(e as Error).message})`);
+  }
+  const f = new Fields('ShardNews', value);
+  const id = f.string('id', 300);
+  if (!parseShardJobId(id)) throw new MessageError('ShardNews.id', `not a shard job id: ${JSON.stringify(id)}`);
+  const status = f.oneOf('status', ['completed', 'failed'] as const);
+  const returnvalue = status === 'completed' ? f.value('returnvalue') : undefined;
+  f.done();
+  return status === 'completed' ? { id, status, returnvalue } : { id, status };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,11 +17,14 @@ export {
   parseShardReturn,
   encodeParamsAnnouncement,
   parseParamsAnnouncement,
+  encodeShardNews,
+  parseShardNews,
+  MAX_SHARD_NEWS,
   Fields,
   MAX_SHARD_SAMPLES,
   MAX_OBJECTS_PER_SAMPLE,
 } from './codec.ts';
-export type { ParamsAnnouncement, ParamsMessage, ShardInputMessage, GradientMessage, ShardJobData, ShardReturn } from './codec.ts';
+export type { ShardNews, ParamsAnnouncement, ParamsMessage, ShardInputMessage, GradientMessage, ShardJobData, ShardReturn } from './codec.ts';
 export { BlobStore, parseJobContext } from './blob-store.ts';
 export type { BlobStoreOptions } from './blob-store.ts';
 export { Heartbeat, listWorkers, parseWorkerInfo, STALE_INTERVALS } from './heartbeat.ts';
@@ -30,7 +33,7 @@ export { isTransientRedisError, retryTransient } from './retry.ts';
 export type { RetryOptions } from './retry.ts';
 export { SHARD_JOB_DEFAULTS, SHARD_WORKER_LOCKS, JOB_WORKER_LOCKS, SERVICE_NODE_OPTIONS, workerTuning } from './queues.ts';
 export type { LockTuning } from './queues.ts';
-export { ShardProcessor, asJobFailure } from './processor.ts';
+export { ShardProcessor, asJobFailure, publishShardNews } from './processor.ts';
 export type { ShardProcessorOptions, ProcessorStats } from './processor.ts';
 export { BullmqExecutor } from './executor.ts';
 export type { BullmqExecutorOptions, ExecutorLogEntry, ExecutorStats, RejectReason } from './executor.ts';

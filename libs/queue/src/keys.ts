@@ -92,6 +92,14 @@ export class Keys {
     return `${this.prefix}:params-published`;
   }
 
+  /**
+   * Pub/Sub channel on which workers say that a shard job finished (JSON `ShardNews`: the return
+   * value of a completed one), so the coordinator judges the result without reading the job back.
+   */
+  shardNewsChannel(): string {
+    return `${this.prefix}:shard-news`;
+  }
+
   /** Hash of worker heartbeats: field = worker id, value = JSON `WorkerInfo`. */
   workers(): string {
     return `${this.prefix}:workers`;

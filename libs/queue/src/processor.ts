@@ -9,7 +9,9 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { isNamedError, ThreadError, ThreadPool, wallClock, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import type { BlobStore } from './blob-store.ts';
 import { withDefaults } from './config.ts';
-import { parseShardJobData, type ParamsAnnouncement, type ShardJobData, type ShardReturn } from './codec.ts';
+import type { Redis } from 'ioredis';
+import { encodeShardNews, parseShardJobData, type ParamsAnnouncement, type ShardJobData, type ShardReturn } from './codec.ts';
+import { parseShardJobId, type Keys } from './keys.ts';
 import type { ShardThreadRequest } from './shard-thread.ts';
 
 /** Options of a ShardProcessor. */
@@ -246,4 +248,17 @@ export function asJobFailure(err: unknown): Error {
   if (PERMANENT.some((name) => isNamedError(err, name))) return new UnrecoverableError(`${err.name}: ${err.message}`);
   if (err instanceof ThreadError && err.remoteName !== undefined) return new UnrecoverableError(err.message);
   return err;
+}
+
+/**
+ * Tells coordinators that shard job `id` finished (see `Keys.shardNewsChannel`): `ret` for a
+ * completed one, nothing for a failed one. Call it on the connection BullMQ completes the job on,
+ * after the gradient write, without awaiting it: the news then reaches Redis after the gradient.
+ * A refused or lost message costs time, not a result: the coordinator's poll looks the job up.
+ */
+export function publishShardNews(redis: Redis, keys: Keys, id: string, ret: ShardReturn | undefined, log: (line: string) => void): void {
+  // Not a shard job (something else in the queue): no coordinator waits for it.
+  if (!parseShardJobId(id)) return;
+  const news = encodeShardNews(ret === undefined ? { id, status: 'failed' } : { id, status: 'completed', returnvalue: ret });
+  redis.publish(keys.shardNewsChannel(), news).catch((err: Error) => log(`shard job ${id}: news not sent (${err.message}); the coordinator's poll will find the job`));
 }

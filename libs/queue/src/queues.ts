@@ -2,12 +2,13 @@
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 
 /**
- * Options of every shard job (the executor adds `jobId`, `attempts` and `backoff`). The executor
- * removes a step's jobs once it has accepted their results; the age limits only sweep what a
- * coordinator that never came back left behind.
+ * Options of every shard job (the executor adds `jobId`, `attempts` and `backoff`). A completed
+ * job removes itself: its result reached the coordinator as news (see executor.ts), and its
+ * gradient is a blob of its own. The executor removes the failed jobs of a step it is done with;
+ * the age limit only sweeps what a coordinator that never came back left behind.
  */
 export const SHARD_JOB_DEFAULTS: JobsOptions = {
-  removeOnComplete: { age: 24 * 3600 },
+  removeOnComplete: true,
   removeOnFail: { age: 24 * 3600 },
 };
 

@@ -12,6 +12,9 @@ import {
   MessageError,
   parseShardJobData,
   parseShardReturn,
+  parseShardNews,
+  encodeShardNews,
+  MAX_SHARD_NEWS,
   parseShardJobId,
   shardJobId,
   Keys,
@@ -192,5 +195,21 @@ describe('codec: rejections', () => {
     expectMessageError(() => parseShardReturn({ ...ret, correct: 17 }), 'ShardReturn.correct', /17 correct out of 16/);
     expectMessageError(() => parseShardReturn({ ...ret, lossSum: -1 }), 'ShardReturn.lossSum', /negative/);
     expectMessageError(() => parseShardReturn({ ...ret, workerId: 5 }), 'ShardReturn.workerId', /string/);
+  });
+
+  it('checks shard news from the channel: a shard job id, a status, a return value only with a completion', () => {
+    const ret = { jobId: 'j', kind: 'train', step: 1, shard: 2 };
+    const done = { id: shardJobId('j', 'train', 1, 2), status: 'completed' as const, returnvalue: ret };
+    expect(parseShardNews(encodeShardNews(done))).toEqual(done);
+    const failed = { id: shardJobId('j', 'eval', 4, 0), status: 'failed' as const };
+    expect(parseShardNews(encodeShardNews(failed))).toEqual(failed);
+    // A failure carries nothing else, whatever it is given.
+    expect(JSON.parse(encodeShardNews({ ...failed, returnvalue: ret }))).toEqual(failed);
+    expectMessageError(() => parseShardNews('{"id":'), 'ShardNews', /not valid JSON/);
+    expectMessageError(() => parseShardNews(JSON.stringify({ ...done, id: 'some-other-job' })), 'ShardNews.id', /not a shard job id/);
+    expectMessageError(() => parseShardNews(JSON.stringify({ ...done, status: 'done' })), 'ShardNews.status', /one of completed, failed/);
+    expectMessageError(() => parseShardNews(JSON.stringify({ ...failed, returnvalue: ret })), 'ShardNews.returnvalue', /./);
+    expectMessageError(() => parseShardNews(JSON.stringify({ ...done, extra: 1 })), 'ShardNews.extra', /./);
+    expectMessageError(() => parseShardNews(' '.repeat(MAX_SHARD_NEWS + 1)), 'ShardNews', /exceeds the limit/);
   });
 });

@@ -18,12 +18,13 @@ import {
   SHARD_WORKER_LOCKS,
   SHARDS_QUEUE,
   ShardProcessor,
+  publishShardNews,
   workerTuning,
   type ExecutorLogEntry,
   type ShardReturn,
   type TransportConfig,
 } from '../src/index.ts';
-import { deletePrefix, testConfig } from './helpers.ts';
+import { deletePrefix, testConfig, waitFor } from './helpers.ts';
 
 /** A small CNN: the protocol is what is under test, not the model; it keeps each run to seconds. */
 export const SMALL_SPEC: JobSpecInput = {
@@ -69,7 +70,13 @@ interface Harness {
 function startWorker(h: Harness, threads: number, faults = new Map<string, Fault>()): void {
   const store = new BlobStore(h.redis, h.keys);
   const processor = new ShardProcessor({ store, workerId: `test-${h.workers.length}`, threads });
+  // As apps/worker does: news of every finished job (its return value, faults included) on the channel.
   const process = async (job: Job): Promise<ShardReturn> => {
+    const ret = await faulted(job);
+    publishShardNews(h.redis, h.keys, job.id!, ret, (line) => h.logs.push({ level: 'warn', event: 'error', message: line }));
+    return ret;
+  };
+  const faulted = async (job: Job): Promise<ShardReturn> => {
     const fault = faults.get(job.id!);
     faults.delete(job.id!);
     const ret = await processor.process(job);
@@ -96,16 +103,15 @@ function startWorker(h: Harness, threads: number, faults = new Map<string, Fault
       case 'stale-blob':
         await rewrite({ paramsVersion: ret.paramsVersion + 1 });
         return ret;
-      case 'duplicate': {
-        // The same completion delivered again on the events stream, after the executor took the first.
-        const eventsKey = `${h.config.prefix}:${SHARDS_QUEUE}:events`;
-        setTimeout(() => void h.redis.xadd(eventsKey, '*', 'event', 'completed', 'jobId', job.id!, 'returnvalue', JSON.stringify(ret), 'prev', 'active'), 150);
+      case 'duplicate':
+        // The same completion told again, after the executor took the first.
+        setTimeout(() => publishShardNews(h.redis, h.keys, job.id!, ret, () => undefined), 150);
         return ret;
-      }
     }
   };
   const worker = new Worker(SHARDS_QUEUE, process, { connection: bullConnection(h.config), prefix: h.config.prefix, concurrency: threads, ...workerTuning(SHARD_WORKER_LOCKS) });
   worker.on('error', (err) => h.logs.push({ level: 'warn', event: 'error', message: `test worker: ${err.message}` }));
+  worker.on('failed', (job) => job?.id && publishShardNews(h.redis, h.keys, job.id, undefined, () => undefined));
   h.workers.push(worker);
   h.processors.push(processor);
 }
@@ -170,6 +176,8 @@ describe('BullmqExecutor', () => {
     // Everything the steps wrote is cleaned up: no shard jobs, inputs or gradients left behind.
     const left = await h.redis.keys(`${h.config.prefix}:job:*`);
     expect(left.filter((k) => /:(input|grad):/.test(k))).toEqual([]);
+    // Completed shard jobs removed themselves (the last one's removal may be a moment behind its news).
+    await waitFor(async () => (await h.executor.queue.getJobCountByTypes('completed', 'failed', 'active', 'wait')) === 0, 5000, 25, 'the shard jobs to be removed');
   });
 
   it("trains an 'fma' job through Redis to the bytes of the same job on local threads", async () => {

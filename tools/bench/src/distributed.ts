@@ -318,7 +318,7 @@ function stopProcess(child: ChildProcess): Promise<void> {
 export async function startWorkers(config: TransportConfig, redis: Redis, count: number): Promise<ChildProcess[]> {
   const children: ChildProcess[] = [];
   for (let i = 0; i < count; i++) {
-    const child = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, '--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_OPTIONS, ...(process.env.STRIDE_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.STRIDE_BENCH_CPU_PROF] : []), '--import', 'tsx', WORKER_MAIN, '--threads', '1'], {
       env: { ...process.env, REDIS_URL: config.redisUrl, STRIDE_QUEUE_PREFIX: config.prefix },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

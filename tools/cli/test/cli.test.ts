@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { SERVICE_NODE_OPTIONS } from '@stride/queue';
 import { run, tempDirPerTest } from './run-cli.ts';
 
 const BIN = fileURLToPath(new URL('../bin/stride.js', import.meta.url));
@@ -62,5 +63,15 @@ describe('stride CLI', () => {
     });
     expect(code).toBe(2);
     expect(stderr).toMatch(/--seed/);
+  });
+
+  it('starts through its shebang (as npx does) with the node options of the services', async () => {
+    const shebang = (await readFile(BIN, 'utf8')).split('\n')[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVICE_NODE_OPTIONS.join(' ')}`);
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(BIN, ['--help'], (error, out) => resolve({ code: error ? (error as { code?: number }).code ?? null : 0, stdout: out }));
+    });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/Usage: stride/);
   });
 });

@@ -23,6 +23,8 @@
 //
 // STRIDE_BENCH_TRACE=1 also prints the raw timeline (ms from the runShards call) of the first four
 // timed steps of each run: every shard's worker, enqueue, pick-up, fetch, compute, upload and done.
+// STRIDE_BENCH_CPU_PROF=DIR starts the worker processes with `--cpu-prof --cpu-prof-dir DIR` (one
+// V8 CPU profile per thread, written when they stop; run the bench itself with `--cpu-prof` too).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

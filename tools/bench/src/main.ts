@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
 // `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -10,7 +10,7 @@
 //   - the same with PyTorch (tools/bench/torch_lenet.py) when python3-torch is installed, runs
 //     interleaved with ours, never concurrently, and the ratios ours / PyTorch;
 //   - with --distributed: coordinator + 2 worker processes of 1 thread through Redis (global batch
-//     512 in 4 shards) against the LocalExecutor on the same cores, with the step-time breakdown
+//     512 in 4 shards, or --dist-batch in --dist-shards) against the LocalExecutor on the same cores, with the step-time breakdown
 //     (distributed.ts), `--reps` interleaved repetitions;
 //   - with --tta (long: minutes): time to 98 % test accuracy of the default LeNet-5 job through the
 //     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts);
@@ -42,6 +42,8 @@ const { values: opts } = parseArgs({
     'no-kernels': { type: 'boolean', default: false },
     'no-training': { type: 'boolean', default: false },
     distributed: { type: 'boolean', default: false },
+    'dist-batch': { type: 'string', default: '512' },
+    'dist-shards': { type: 'string', default: '4' },
     tta: { type: 'boolean', default: false },
     'tta-local': { type: 'boolean', default: false },
     'tta-reps': { type: 'string', default: '1' },
@@ -56,6 +58,10 @@ const { values: opts } = parseArgs({
   strict: true,
 });
 if (opts.numerics !== 'exact' && opts.numerics !== 'fma') throw new RangeError(`--numerics must be exact or fma, got ${opts.numerics}`);
+const distBatch = Number(opts['dist-batch']);
+const distShards = Number(opts['dist-shards']);
+if (!Number.isInteger(distBatch) || distBatch < 1 || distBatch > 4096) throw new RangeError(`--dist-batch must be an integer in [1, 4096], got ${opts['dist-batch']}`);
+if (!Number.isInteger(distShards) || distShards < 1 || distShards > distBatch) throw new RangeError(`--dist-shards must be an integer in [1, --dist-batch], got ${opts['dist-shards']}`);
 // Every Stride job and inference run of this bench (not the --fma A/B, which runs both).
 setBenchNumerics(opts.numerics);
 const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
@@ -82,7 +88,9 @@ if (opts.zoo) {
 
 const TRAIN: Schedule = opts.quick ? { warmup: 10, stepsPerWindow: 10, windows: 3 } : { warmup: 20, stepsPerWindow: 20, windows: 5 };
 const INFER: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 5, windows: 3 } : { warmup: 5, stepsPerWindow: 10, windows: 5 };
-const DIST: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 3, windows: 2 } : { warmup: 5, stepsPerWindow: 5, windows: 4 };
+// Windows of about the same number of images whatever --dist-batch (5 steps at 512).
+const distWindow = Math.max(5, Math.round((5 * 512) / distBatch));
+const DIST: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 3, windows: 2 } : { warmup: 5, stepsPerWindow: distWindow, windows: 4 };
 const TRAIN_BATCH = 64;
 const INFER_BATCH = 256;
 const THREADS = 2;
@@ -181,7 +189,7 @@ if (!noTorch) {
 if (opts.distributed) {
   log('distributed: coordinator + 2 workers through Redis vs LocalExecutor');
   try {
-    report.distributed = await benchDistributed(THREADS, 512, 4, DIST, reps, log);
+    report.distributed = await benchDistributed(THREADS, distBatch, distShards, DIST, reps, log);
     s.distributedRatio = report.distributed.ratio;
   } catch (err) {
     report.distributed = { skipped: (err as Error).message };

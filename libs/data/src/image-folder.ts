@@ -40,7 +40,7 @@ import { DatasetError } from './errors.ts';
 import { decodeBatch, type DecodeFailure, type DecodeReply, type DecodeRequest } from './image-decode.ts';
 import type { ImageLimits } from './images.ts';
 import { permutation } from './sampling.ts';
-import { ThreadPool } from './thread-pool.ts';
+import { ThreadError, ThreadPool } from './thread-pool.ts';
 
 export interface ImageFolderOptions {
   /** Output [height, width]. Default [32, 32]. */
@@ -286,6 +286,7 @@ async function load(root: string, listing: Listing, r: Resolved & { threads: num
   // Every batch is decoded by the same function, on the pool's threads or (threads: 0) here; its
   // planes go to the same offsets either way, so the bytes do not depend on the pool.
   const pool = r.threads > 0 ? new ThreadPool<DecodeRequest, DecodeReply>({ entry: DECODE_THREAD, size: Math.min(r.threads, batches.length), name: 'stride-decode' }) : undefined;
+  let closing = false;
   const decode = (b: Batch): Promise<readonly DecodeFailure[]> => {
     const request: DecodeRequest = { files: b.files, channels: r.channels, height: h, width: w, limits: r.limits, histogram: b.split === 'train' };
     return (pool ? pool.run(request) : decodeBatch(request)).then(
@@ -299,8 +300,17 @@ async function load(root: string, listing: Listing, r: Resolved & { threads: num
         if (progress.hasSubscribers) progress.publish({ root, done, total, threads: pool?.size ?? 0 } satisfies ImageFolderProgress);
         return reply.failures;
       },
-      // The thread decoding the batch died, or the pool was closed: every file of it fails.
-      (err: Error) => b.files.map((_, index) => ({ index, reason: `cannot decode: ${err?.message ?? String(err)}` })),
+      (err: Error) => {
+        // The thread decoding the batch died (a file that crashes a decoder, or the memory one
+        // needs): its files are decoded again one per request, on fresh threads, so that only a
+        // file that kills a thread by itself fails, with that reason.
+        if (!closing && b.files.length > 1 && err instanceof ThreadError && err.remoteName === undefined) {
+          const alone = b.files.map((file, i) => decode({ split: b.split, start: b.start + i, files: [file] }));
+          return Promise.all(alone).then((each) => each.flatMap((failures, i) => failures.map((f) => ({ ...f, index: i }))));
+        }
+        // Or the pool was closed (the load failed already).
+        return b.files.map((_, index) => ({ index, reason: `cannot decode: ${err?.message ?? String(err)}` }));
+      },
     );
   };
   try {
@@ -318,6 +328,7 @@ async function load(root: string, listing: Listing, r: Resolved & { threads: num
     }
   } finally {
     // Terminates the threads, on success and on error alike (batches still queued are dropped).
+    closing = true;
     await pool?.close();
   }
 

@@ -156,6 +156,27 @@ describe('loadImageFolder on decoding threads', () => {
     for (const other of loads.slice(1)) expect(other).toEqual(first);
   });
 
+  it('loses only the file that kills its decoding thread, not the rest of its batch', async () => {
+    const reference = contents(await loadImageFolder(await copyOf(clean), { size: [10, 10], threads: 0 }));
+    const dir = await copyOf(clean);
+    // A readable image, but the decoding threads die on it (test hook: as on a decoder crash).
+    await writeFile(join(dir, 'train', 'b', 'img0042-crash.png'), imageFile(3).bytes);
+    process.env.STRIDE_TEST_DECODE_CRASH = 'img0042-crash.png';
+    try {
+      for (const threads of [1, 3]) {
+        const ds = await loadImageFolder(await copyOf(dir), { size: [10, 10], skipBadFiles: true, threads });
+        expect(ds.skipped.files.map((f) => f.path.slice(ds.root.length))).toEqual([join('/train', 'b', 'img0042-crash.png')]);
+        expect(ds.skipped.files[0].reason).toMatch(/cannot decode: thread stride-decode-\d+ died: exit code 70/);
+        // Every other file of its batch (16 files) was decoded: the same samples as the clean folder's.
+        expect({ ...(contents(ds) as object), skipped: undefined }).toEqual({ ...(reference as object), skipped: undefined });
+        const { error } = await withProgress(root, async () => loadImageFolder(await copyOf(dir), { size: [10, 10], threads }));
+        expect((error as DatasetError).source.endsWith(join('train', 'b', 'img0042-crash.png'))).toBe(true);
+      }
+    } finally {
+      delete process.env.STRIDE_TEST_DECODE_CRASH;
+    }
+  });
+
   it('refuses a bad thread count, naming the option', async () => {
     for (const threads of [-1, 1.5, 1000, Number.NaN]) {
       await expect(loadImageFolder(clean, { threads })).rejects.toThrow(/threads must be an integer in \[0, 256\], got/);

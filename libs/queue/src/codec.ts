@@ -239,16 +239,21 @@ export function encodeParamsAnnouncement(a: ParamsAnnouncement): string {
   return JSON.stringify({ jobId: a.jobId, version: a.version, token: a.token });
 }
 
-/** Parses an announcement from the channel (anyone with access to Redis can publish there). */
-export function parseParamsAnnouncement(text: string): ParamsAnnouncement {
-  if (text.length > 512) throw new MessageError('ParamsAnnouncement', `${text.length} characters exceeds the limit of 512`);
+/** The fields of a JSON message from a Pub/Sub channel (anyone with access to Redis can publish there), at most `limit` characters. */
+function channelMessage(schema: string, text: string, limit: number): Fields {
+  if (text.length > limit) throw new MessageError(schema, `${text.length} characters exceeds the limit of ${limit}`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new MessageError('ParamsAnnouncement', `not valid JSON (${(e as Error).message})`);
+    throw new MessageError(schema, `not valid JSON (${(e as Error).message})`);
   }
-  const f = new Fields('ParamsAnnouncement', value);
+  return new Fields(schema, value);
+}
+
+/** Parses an announcement from the params channel. */
+export function parseParamsAnnouncement(text: string): ParamsAnnouncement {
+  const f = channelMessage('ParamsAnnouncement', text, 512);
   const a = { jobId: f.jobId('jobId'), version: f.int('version', 0, MAX_STEP), token: f.string('token', 64, TOKEN) };
   f.done();
   return a;
@@ -271,16 +276,9 @@ export function encodeShardNews(n: ShardNews): string {
   return JSON.stringify(n.status === 'completed' ? { id: n.id, status: n.status, returnvalue: n.returnvalue } : { id: n.id, status: n.status });
 }
 
-/** Parses news from the channel (anyone with access to Redis can publish there); the return value is left to `parseShardReturn`. */
+/** Parses news from the shard news channel; the return value is left to `parseShardReturn`. */
 export function parseShardNews(text: string): ShardNews {
-  if (text.length > MAX_SHARD_NEWS) throw new MessageError('ShardNews', `${text.length} characters exceeds the limit of ${MAX_SHARD_NEWS}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new MessageError('ShardNews', `not valid JSON (${(e as Error).message})`);
-  }
-  const f = new Fields('ShardNews', value);
+  const f = channelMessage('ShardNews', text, MAX_SHARD_NEWS);
   const id = f.string('id', 300);
   if (!parseShardJobId(id)) throw new MessageError('ShardNews.id', `not a shard job id: ${JSON.stringify(id)}`);
   const status = f.oneOf('status', ['completed', 'failed'] as const);

@@ -95,12 +95,9 @@ export class ShardWorker {
     this.processor = new ShardProcessor({ store, workerId: this.id, threads: this.threads, completesOnStoreConnection: true, log: this.log });
     // Test-only (tools/chaos): STRIDE_TEST_FAULTS makes chosen shards crash the worker or corrupt their gradient.
     const process_ = withTestFaults(this.processor.process, parseTestFaults(process.env.STRIDE_TEST_FAULTS), { redis: this.redis, keys, store, log: this.log });
-    const processJob = async (job: Job): Promise<ShardReturn> => {
+    const processJob = (job: Job): Promise<ShardReturn> => {
       this.adjustConcurrency(job.data);
-      const ret = await process_(job);
-      // After the gradient, before BullMQ's completion, on their connection (see publishShardNews).
-      publishShardNews(this.redis, keys, job.id!, ret, this.log);
-      return ret;
+      return process_(job);
     };
     this.worker = new Worker<unknown, ShardReturn>(SHARDS_QUEUE, processJob, {
       // Shared with the store (BullMQ leaves it open and takes its own blocking connection): a job's
@@ -117,6 +114,9 @@ export class ShardWorker {
       autorun: false,
     });
     this.worker.on('error', (err) => this.log(`worker ${this.id}: ${err.message}`));
+    // Completed (and so removed) in BullMQ: the coordinator hears the result. A job whose lock was
+    // lost does not complete here and says nothing: its other run will.
+    this.worker.on('completed', (job, ret) => publishShardNews(this.redis, keys, job.id!, ret, this.log));
     // Parameter versions announced by coordinators: fetched ahead when this worker is likely to need them.
     this.subscriber = createRedis(opts.config, `stride-worker-sub-${this.id}`);
     this.subscriber.on('error', () => {

@@ -13,9 +13,11 @@
 // duplicate and ignored. Results are never averaged here: the engine reduces what we return.
 //
 // Waiting must not miss a completion. Workers say on a Pub/Sub channel (`Keys.shardNewsChannel`)
-// that a shard job finished: a completion carries the return value, sent right after the gradient
-// on the connection BullMQ then completes the job on, and is judged at once; a failure makes us look
-// the job up. Completed shard jobs remove themselves (`SHARD_JOB_DEFAULTS`), so nothing is left to
+// that a shard job finished: a completion carries the return value, sent once BullMQ has completed
+// the job, on the connection the gradient went out on, and is judged at once; a failure makes us
+// look the job up. (Sent before the completion, the news let us reject a result and find its job
+// still active, as if a worker ran it again: nothing was enqueued again, and the shard was lost
+// until the poll noticed — found by the chaos run's numbers-nonfinite scenario.) Completed shard jobs remove themselves (`SHARD_JOB_DEFAULTS`), so nothing is left to
 // remove for an accepted shard. A message is lost when a connection drops: a poll of every quiet
 // pending job (every `pollIntervalMs`) finds it failed, or gone (completed and removed, or never
 // there), and has it computed again; a job found gone is given one more poll for its news first.

@@ -252,9 +252,10 @@ export function asJobFailure(err: unknown): Error {
 
 /**
  * Tells coordinators that shard job `id` finished (see `Keys.shardNewsChannel`): `ret` for a
- * completed one, nothing for a failed one. Call it on the connection BullMQ completes the job on,
- * after the gradient write, without awaiting it: the news then reaches Redis after the gradient.
- * A refused or lost message costs time, not a result: the coordinator's poll looks the job up.
+ * completed one, nothing for a failed one. Call it once BullMQ has moved the job (its Worker's
+ * 'completed' and 'failed' events), so whoever hears the news finds the job finished, and on the
+ * connection the gradient was written on, so it finds the gradient too. A refused or lost message
+ * costs time, not a result: the coordinator's poll looks the job up.
  */
 export function publishShardNews(redis: Redis, keys: Keys, id: string, ret: ShardReturn | undefined, log: (line: string) => void): void {
   // Not a shard job (something else in the queue): no coordinator waits for it.

@@ -48,8 +48,8 @@ export const SMALL_SPEC: JobSpecInput = {
   evalShards: 4,
 };
 
-/** What an injected fault does to one shard job, on its first delivery only. */
-type Fault = 'nan' | 'wrong-length' | 'stale-return' | 'stale-blob' | 'stale-token' | 'duplicate';
+/** What an injected fault does to one shard job, on its first delivery only ('nan-always': on every one). */
+type Fault = 'nan' | 'nan-always' | 'wrong-length' | 'stale-return' | 'stale-blob' | 'stale-token' | 'duplicate';
 
 interface Harness {
   config: TransportConfig;
@@ -70,15 +70,9 @@ interface Harness {
 function startWorker(h: Harness, threads: number, faults = new Map<string, Fault>()): void {
   const store = new BlobStore(h.redis, h.keys);
   const processor = new ShardProcessor({ store, workerId: `test-${h.workers.length}`, threads });
-  // As apps/worker does: news of every finished job (its return value, faults included) on the channel.
   const process = async (job: Job): Promise<ShardReturn> => {
-    const ret = await faulted(job);
-    publishShardNews(h.redis, h.keys, job.id!, ret, (line) => h.logs.push({ level: 'warn', event: 'error', message: line }));
-    return ret;
-  };
-  const faulted = async (job: Job): Promise<ShardReturn> => {
     const fault = faults.get(job.id!);
-    faults.delete(job.id!);
+    if (fault !== 'nan-always') faults.delete(job.id!);
     const ret = await processor.process(job);
     if (!fault) return ret;
     // The same version number from another publication of it (a run before a coordinator restart).
@@ -89,7 +83,8 @@ function startWorker(h: Harness, threads: number, faults = new Map<string, Fault
     const rewrite = (m: Partial<{ gradient: Float32Array; paramsVersion: number }>): Promise<number> =>
       store.putGradient({ jobId: ret.jobId, step: ret.step, shard: ret.shard, count: ret.count, paramsVersion: msg.paramsVersion, paramsToken: msg.paramsToken, gradient: msg.gradient, ...m });
     switch (fault) {
-      case 'nan': {
+      case 'nan':
+      case 'nan-always': {
         const g = msg.gradient.slice();
         g[17] = NaN;
         await rewrite({ gradient: g });
@@ -111,6 +106,8 @@ function startWorker(h: Harness, threads: number, faults = new Map<string, Fault
   };
   const worker = new Worker(SHARDS_QUEUE, process, { connection: bullConnection(h.config), prefix: h.config.prefix, concurrency: threads, ...workerTuning(SHARD_WORKER_LOCKS) });
   worker.on('error', (err) => h.logs.push({ level: 'warn', event: 'error', message: `test worker: ${err.message}` }));
+  // As apps/worker does: news of every finished job (its return value, faults included) on the channel.
+  worker.on('completed', (job, ret: ShardReturn) => publishShardNews(h.redis, h.keys, job.id!, ret, (line) => h.logs.push({ level: 'warn', event: 'error', message: line })));
   worker.on('failed', (job) => job?.id && publishShardNews(h.redis, h.keys, job.id, undefined, () => undefined));
   h.workers.push(worker);
   h.processors.push(processor);
@@ -235,6 +232,21 @@ describe('BullmqExecutor', () => {
     expect(rejected(`${jobId}-e6-1`)?.message).toMatch(/stale-version\): computed with publication deadbeef0000 of version 6, the current one is [0-9a-f]+/);
     expect(logs.some((l) => l.event === 'republish' && l.step === 7)).toBe(true);
     expect(logs.some((l) => l.event === 'duplicate' && l.message.includes(`${jobId}-s2-1`))).toBe(true);
+  });
+
+  it('gives up on a shard that is NaN every time after its recomputes: the step is skipped, the job goes on', async () => {
+    harness();
+    const jobId = 'always-nan';
+    startWorker(h, 2, new Map<string, Fault>([[`${jobId}-s3-1`, 'nan-always']]));
+    const result = await runDistributed(h, dataDir, jobId);
+    expect(result.status).toBe('succeeded');
+    expect(result.paramsSha256).not.toBe(reference);
+    const { stats } = h.executor;
+    // The first run and maxRecomputes (3) more, each rejected for what it is and enqueued again.
+    expect(stats.rejected['non-finite']).toBe(4);
+    expect(stats.recomputes).toBe(3);
+    expect(stats.rejected['job-missing']).toBe(0);
+    expect(h.logs.filter((l) => l.event === 'rejected' && l.message.includes(`shard job ${jobId}-s3-1 `)).length).toBe(4);
   });
 
   it('survives Redis dropping every connection, three times mid-run: same bytes', async () => {

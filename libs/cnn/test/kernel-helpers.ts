@@ -1,7 +1,7 @@
 // Shared by the tests that hold the WebAssembly kernels against the JS loops.
 import { afterEach, expect, it } from 'vitest';
-import { type createRng, setWasmKernelsEnabled } from '../src/index.ts';
-import { type Conv2dDims, convOutSize } from '../src/kernels/conv.ts';
+import { buildModel, createRng, crossEntropy, fromData, getZooSpec, setWasmKernelsEnabled } from '../src/index.ts';
+import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, convOutSize } from '../src/kernels/conv.ts';
 import { sgemmReference } from '../src/kernels/gemm.ts';
 
 type Rng = ReturnType<typeof createRng>;
@@ -9,6 +9,41 @@ type Rng = ReturnType<typeof createRng>;
 /** `n` values uniform in [−1, 1). */
 export function randArray(rng: Rng, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+}
+
+/**
+ * Gradient bytes of one LeNet-5 training step (batch `n`, summed loss), all parameters
+ * concatenated; the same seeds as kernels-wasm-worker.mjs and kernels-fma-worker.mjs.
+ */
+export function lenetGradients(n: number): Float32Array {
+  const model = buildModel(getZooSpec('lenet5'), { seed: 5 });
+  const rng = createRng(6);
+  const x = fromData(Float32Array.from({ length: n * 784 }, () => rng.next()), [n, 1, 28, 28]);
+  const labels = Uint8Array.from({ length: n }, () => rng.int(10));
+  crossEntropy(model.forward(x, { training: true }), labels, { reduction: 'sum' }).backward();
+  return flat(model.params.map((p) => p.grad));
+}
+
+/** The arrays one after the other in one array. */
+export function flat(arrays: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
+  let pos = 0;
+  for (const a of arrays) {
+    out.set(a, pos);
+    pos += a.length;
+  }
+  return out;
+}
+
+/** A convolution's three passes with the kernels in use, into fresh arrays: [output, input gradient, weight gradient]. */
+export function convPasses(x: Float32Array, w: Float32Array, b: Float32Array | null, g: Float32Array, d: Conv2dDims): Float32Array[] {
+  const out = new Float32Array(g.length);
+  const gx = new Float32Array(x.length);
+  const gw = new Float32Array(w.length);
+  conv2dForward(x, w, b, out, d);
+  conv2dBackwardInput(g, w, gx, d);
+  conv2dBackwardWeight(x, g, gw, d);
+  return [out, gx, gw];
 }
 
 /** m, n, k off every multiple of the 4×8 micro-tile and of 16; LeNet's linear shapes; one k > 512. */

@@ -23,7 +23,7 @@ import {
   type Model,
   setKernelNumerics,
 } from '../src/index.ts';
-import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, gemmAgainstTripleLoop, maxRelDiff, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, convPasses, flat, gemmAgainstTripleLoop, lenetGradients, maxRelDiff, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
 import { type Conv2dDims, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm } from '../src/kernels/gemm.ts';
@@ -97,13 +97,7 @@ function convAll(d: Conv2dDims, seed: number): Float32Array[] {
   const w = randArray(rng, d.cOut * (d.cIn / d.groups) * d.kh * d.kw);
   const b = randArray(rng, d.cOut);
   const g = randArray(rng, d.n * d.cOut * d.outH * d.outW);
-  const out = new Float32Array(g.length);
-  const gx = new Float32Array(x.length);
-  const gw = new Float32Array(w.length);
-  conv2dForward(x, w, b, out, d);
-  conv2dBackwardInput(g, w, gx, d);
-  conv2dBackwardWeight(x, g, gw, d);
-  return [out, gx, gw];
+  return convPasses(x, w, b, g, d);
 }
 
 /** C = A·B (transposes as given, plus a bias row) on fixed data. */
@@ -114,25 +108,6 @@ function gemmOnce(m: number, n: number, k: number, transA: boolean, transB: bool
   return c;
 }
 
-/** Gradient bytes of one LeNet-5 step (the seeds of kernels-fma-worker.mjs). */
-function lenetGradients(n: number): Float32Array {
-  const model = buildModel(getZooSpec('lenet5'), { seed: 5 });
-  const rng = createRng(6);
-  const x = fromData(Float32Array.from({ length: n * 784 }, () => rng.next()), [n, 1, 28, 28]);
-  const labels = Uint8Array.from({ length: n }, () => rng.int(10));
-  crossEntropy(model.forward(x, { training: true }), labels, { reduction: 'sum' }).backward();
-  return flat(model.params.map((p) => p.grad));
-}
-
-function flat(arrays: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
-  let pos = 0;
-  for (const a of arrays) {
-    out.set(a, pos);
-    pos += a.length;
-  }
-  return out;
-}
 
 describe.runIf(available)('fma numerics', () => {
   it('leaves the exact numerics unchanged: exact bytes computed before fma ran are reproduced after it', () => {

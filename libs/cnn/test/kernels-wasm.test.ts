@@ -4,8 +4,8 @@
 // another thread), and a whole LeNet-5 step with the backend on and off.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { buildModel, createOptimizer, createRng, crossEntropy, fromData, getZooSpec, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, Tensor } from '../src/index.ts';
-import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, gemmAgainstTripleLoop, maxRelDiff, onJs, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
+import { createOptimizer, createRng, fromData, kernelBackend, maxPool2d, type OptimizerSpec, type Param, relu, Tensor } from '../src/index.ts';
+import { bits, CONV_CASES, GEMM_SIZES, convDims as dims, convPasses, gemmAgainstTripleLoop, lenetGradients, maxRelDiff, onJs, randArray, restoreKernelsAfterEach } from './kernel-helpers.ts';
 import { conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from '../src/kernels/conv.ts';
 import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dReferenceForward } from '../src/kernels/conv-reference.ts';
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
@@ -108,15 +108,9 @@ describe('WebAssembly convolutions against the direct reference', () => {
     const b = randArray(rng, d.cOut);
     const g = randArray(rng, d.n * d.cOut * d.outH * d.outW);
     const run = (): Float32Array[] => {
-      const out = new Float32Array(g.length);
-      const gx = new Float32Array(x.length);
-      const gw = new Float32Array(w.length);
       const gb = new Float32Array(d.cOut);
-      conv2dForward(x, w, b, out, d);
-      conv2dBackwardInput(g, w, gx, d);
-      conv2dBackwardWeight(x, g, gw, d);
       conv2dBackwardBias(g, gb, d.n, d.cOut, d.outH * d.outW);
-      return [out, gx, gw, gb];
+      return [...convPasses(x, w, b, g, d), gb];
     };
     const first = run();
     const before = wasmMemoryBytes();
@@ -185,23 +179,6 @@ describe('ReLU, 2x2 pooling and their gradients: bit-identical to the JS loops',
     expect(bits(y.data)).toEqual(bits(yJs.data));
   });
 });
-
-/** Gradient bytes of one LeNet-5 training step (batch `n`; the same seeds as kernels-wasm-worker.mjs). */
-function lenetGradients(n: number): Float32Array {
-  const model = buildModel(getZooSpec('lenet5'), { seed: 5 });
-  const rng = createRng(6);
-  const x = fromData(Float32Array.from({ length: n * 784 }, () => rng.next()), [n, 1, 28, 28]);
-  const labels = Uint8Array.from({ length: n }, () => rng.int(10));
-  crossEntropy(model.forward(x, { training: true }), labels, { reduction: 'sum' }).backward();
-  const total = model.params.reduce((s, p) => s + p.grad.length, 0);
-  const out = new Float32Array(total);
-  let pos = 0;
-  for (const p of model.params) {
-    out.set(p.grad, pos);
-    pos += p.grad.length;
-  }
-  return out;
-}
 
 describe('a LeNet-5 training step', () => {
   it('gives the same gradients (to float32 rounding) on the WebAssembly and the JS kernels', () => {

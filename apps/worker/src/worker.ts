@@ -117,6 +117,11 @@ export class ShardWorker {
     // Completed (and so removed) in BullMQ: the coordinator hears the result. A job whose lock was
     // lost does not complete here and says nothing: its other run will.
     this.worker.on('completed', (job, ret) => publishShardNews(this.redis, keys, job.id!, ret, this.log));
+    this.worker.on('failed', (job, err) => {
+      this.log(`worker ${this.id}: shard job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
+      // Moved to failed (or back to wait for another attempt): the coordinator looks it up.
+      if (job?.id) publishShardNews(this.redis, keys, job.id, undefined, this.log);
+    });
     // Parameter versions announced by coordinators: fetched ahead when this worker is likely to need them.
     this.subscriber = createRedis(opts.config, `stride-worker-sub-${this.id}`);
     this.subscriber.on('error', () => {
@@ -133,11 +138,6 @@ export class ShardWorker {
       void this.processor.announced(announcement);
     });
     void this.subscriber.subscribe(keys.paramsChannel()).catch((err: Error) => this.log(`worker ${this.id}: not subscribed to parameter announcements: ${err.message}`));
-    this.worker.on('failed', (job, err) => {
-      this.log(`worker ${this.id}: shard job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${err.message}`);
-      // Moved to failed (or back to wait for another attempt): the coordinator looks it up.
-      if (job?.id) publishShardNews(this.redis, keys, job.id, undefined, this.log);
-    });
     this.heartbeat = new Heartbeat(this.redis, keys, {
       intervalMs: opts.heartbeatMs,
       info: () => this.info(),

@@ -76,18 +76,18 @@ export class LocalExecutor implements Executor {
     }
     signal?.throwIfAborted();
     if (tasks.length === 0) return [];
+    // Threads that would find no task left are not woken (the caller takes one at least).
+    const helpers = Math.min(this.pool?.size ?? 0, this.callerComputes ? tasks.length - 1 : tasks.length);
     const req: LocalShardsRequest = {
       type: 'shards',
       job,
       version: published!.version,
       state: published!.state,
-      tasks: this.pool ? shareImages(tasks) : tasks,
+      tasks: helpers > 0 ? shareImages(tasks) : tasks,
       claim: new SharedArrayBuffer(4),
       queuedAt: wallClock(),
     };
     const results: (ShardResult | undefined)[] = new Array(tasks.length);
-    // Threads that would find no task left are not woken (the caller takes one at least).
-    const helpers = Math.min(this.pool?.size ?? 0, this.callerComputes ? tasks.length - 1 : tasks.length);
     let computeError: unknown;
     const replies: Promise<void>[] = [];
     for (let i = 0; i < helpers; i++) {

@@ -17,10 +17,11 @@
 // the job, on the connection the gradient went out on, and is judged at once; a failure makes us
 // look the job up. (Sent before the completion, the news let us reject a result and find its job
 // still active, as if a worker ran it again: nothing was enqueued again, and the shard was lost
-// until the poll noticed — found by the chaos run's numbers-nonfinite scenario.) Completed shard jobs remove themselves (`SHARD_JOB_DEFAULTS`), so nothing is left to
-// remove for an accepted shard. A message is lost when a connection drops: a poll of every quiet
-// pending job (every `pollIntervalMs`) finds it failed, or gone (completed and removed, or never
-// there), and has it computed again; a job found gone is given one more poll for its news first.
+// until the poll noticed — found by the chaos run's numbers-nonfinite scenario.) Completed shard
+// jobs remove themselves (`SHARD_JOB_DEFAULTS`), so nothing is left to remove for an accepted
+// shard. A message is lost when a connection drops: a poll of every quiet pending job (every
+// `pollIntervalMs`) finds it failed, or gone (completed and removed, or never there), and has it
+// computed again; a job found gone is given one more poll for its news first.
 // Measured against BullMQ's QueueEvents, which this replaced: one XREAD written per event batch,
 // ~20 events per step parsed, and 4 removals per step cost the coordinator more CPU than the news.
 import { randomBytes } from 'node:crypto';
@@ -111,8 +112,8 @@ interface Pending {
   enqueuedAt?: number;
   /** A result delivered with completion news, to judge without reading the job back. */
   delivered?: unknown;
-  /** When a check first found the job gone (wall-clock ms); reset by any other finding. */
-  goneSince?: number;
+  /** The last check found the job gone (the next one recomputes it if it still is). */
+  gone?: boolean;
 }
 
 interface PublishedJob {
@@ -419,13 +420,13 @@ export class BullmqExecutor implements Executor {
       // The result completion news delivered: accepted, or rejected and computed again.
       const delivered = e.delivered;
       e.delivered = undefined;
-      e.goneSince = undefined;
+      e.gone = false;
       await this.judge(e, delivered);
       return;
     }
     const state = await this.queue.getJobState(e.bullId);
     if (this.pending.get(e.bullId) !== e) return;
-    if (state !== 'unknown') e.goneSince = undefined;
+    if (state !== 'unknown') e.gone = false;
     if (state === 'completed' || state === 'failed') {
       const job = await this.queue.getJob(e.bullId);
       if (!job) return this.recompute(e, 'job-missing', 'shard job vanished right after it finished');
@@ -438,23 +439,20 @@ export class BullmqExecutor implements Executor {
     if (state === 'unknown') {
       // Completed and removed, its news lost or still on the way; or never enqueued, or deleted.
       // The news gets one more poll to arrive; then the shard is computed again.
-      if (e.goneSince === undefined) {
-        e.goneSince = Date.now();
+      if (!e.gone) {
+        e.gone = true;
         return;
       }
-      e.goneSince = undefined;
+      e.gone = false;
       return this.recompute(e, 'job-missing', 'shard job is not in the queue and no news of it came');
     }
     // waiting, active, delayed, prioritized: news will come.
   }
 
-  /** Accepts the return value of a completed job (true), or rejects it and has the shard computed again. */
-  private async judge(e: Pending, returnvalue: unknown): Promise<boolean> {
+  /** Accepts the return value of a completed job, or rejects it and has the shard computed again. */
+  private async judge(e: Pending, returnvalue: unknown): Promise<void> {
     const t = e.task;
-    const reject = async (reason: RejectReason, detail: string): Promise<boolean> => {
-      await this.reject(e, reason, detail);
-      return false;
-    };
+    const reject = (reason: RejectReason, detail: string): Promise<void> => this.reject(e, reason, detail);
     let ret: ShardReturn;
     try {
       ret = parseShardReturn(returnvalue);
@@ -472,7 +470,7 @@ export class BullmqExecutor implements Executor {
     let buffers: Float32Array | undefined;
     if (t.kind === 'train') {
       const grad = await this.readGradient(e);
-      if (!grad) return false;
+      if (!grad) return;
       if (grad.jobId !== t.jobId || grad.step !== t.step || grad.shard !== t.shard || grad.count !== t.count) {
         return reject('mismatch', `gradient blob is for ${grad.jobId} step ${grad.step} shard ${grad.shard} (${grad.count} samples)`);
       }
@@ -486,7 +484,7 @@ export class BullmqExecutor implements Executor {
       gradient = grad.gradient;
       buffers = grad.buffers;
     }
-    if (this.pending.get(e.bullId) !== e) return false;
+    if (this.pending.get(e.bullId) !== e) return;
     this.pending.delete(e.bullId);
     this.remember(e.bullId);
     this.stats.accepted++;
@@ -507,7 +505,6 @@ export class BullmqExecutor implements Executor {
       workerId: ret.workerId,
       timing: ret.timing && { ...ret.timing, enqueuedAt: e.enqueuedAt },
     });
-    return true;
   }
 
   /** The gradient blob of a pending shard, or undefined after rejecting it. */

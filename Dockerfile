@@ -48,5 +48,5 @@ USER node
 VOLUME ["/data"]
 EXPOSE 4000 5173
 # The coordinator with its HTTP API; the worker and dashboard services override the command.
-# --initial-old-space-size: see SERVICE_NODE_OPTIONS in libs/queue/src/queues.ts.
-CMD ["node", "--initial-old-space-size=256", "--import", "tsx", "apps/coordinator/src/main.ts"]
+# --initial-old-space-size, --interrupt-budget: see SERVICE_NODE_OPTIONS in libs/queue/src/queues.ts.
+CMD ["node", "--initial-old-space-size=256", "--interrupt-budget=8192", "--import", "tsx", "apps/coordinator/src/main.ts"]

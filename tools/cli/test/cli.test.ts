@@ -74,4 +74,14 @@ describe('stride CLI', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/Usage: stride/);
   });
+
+  it('docker-compose.yml, the Dockerfile and `npm run bench` start Node with the node options of the services', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const want = ['node', ...SERVICE_NODE_OPTIONS, '--import', 'tsx'];
+    const commands = [...(await readFile(join(root, 'docker-compose.yml'), 'utf8')).matchAll(/^\s*command: (\[.*\])$/gm)].map((m) => JSON.parse(m[1]) as string[]).filter((c) => c.some((a) => /^apps\/(coordinator|worker)\//.test(a)));
+    const cmd = /^CMD (\[.*\])$/m.exec(await readFile(join(root, 'Dockerfile'), 'utf8'));
+    const bench = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.bench.split(' ');
+    expect(commands).toHaveLength(2);
+    for (const c of [...commands, JSON.parse(cmd![1]) as string[], bench]) expect(c.slice(0, want.length)).toEqual(want);
+  });
 });

@@ -105,7 +105,7 @@ const STOP_GROUP = { redis: 0, worker: 1, coordinator: 2, dashboard: 3 } as cons
 
 /**
  * `node [options] --import tsx <entry>`: one process per child, so signals reach the code itself.
- * The coordinator and the workers get `SERVICE_NODE_OPTIONS` (their heap settings).
+ * The coordinator and the workers get `SERVICE_NODE_OPTIONS` (heap and JIT settings).
  */
 function tsxChild(name: string, entry: string, env: NodeJS.ProcessEnv, stopGroup: number, critical = true, nodeOptions: readonly string[] = []): ChildSpec {
   return { name, command: process.execPath, args: [...nodeOptions, '--import', 'tsx', join(ROOT, entry)], env, cwd: ROOT, critical, stopGroup };

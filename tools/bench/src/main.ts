@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kernelBackend } from '@stride/cnn';
 import { type FmaKernelFigure, type KernelFigure, benchKernels, benchKernelsFma, enableFmaKernels, formatFmaKernels } from './kernels.ts';
-import { type Machine, PEAK_GFLOPS_PER_CORE, REFERENCE_CPU, describeMachine, median } from './stats.ts';
+import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, isReferenceCpu, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
@@ -66,9 +66,14 @@ if (!Number.isInteger(distShards) || distShards < 1 || distShards > distBatch) t
 setBenchNumerics(opts.numerics);
 const reps = opts.reps === undefined ? (opts.quick ? 1 : 3) : Number(opts.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`--reps must be an integer >= 1, got ${opts.reps}`);
-// One core's fp32 peak: the reference machine's unless given (the % of peak is only meaningful for the CPU it belongs to).
-const peak = opts.peak === undefined ? PEAK_GFLOPS_PER_CORE : Number(opts.peak);
+const machine = describeMachine();
+// One core's fp32 peak (the % of peak is only meaningful for the CPU it belongs to): given, or the
+// reference machine's on its CPU, or estimated from /proc/cpuinfo on another.
+const reference = isReferenceCpu(machine);
+const estimated = reference ? undefined : estimatedPeakGflops(machine);
+const peak = opts.peak !== undefined ? Number(opts.peak) : (estimated ?? PEAK_GFLOPS_PER_CORE);
 if (!Number.isFinite(peak) || peak <= 0) throw new RangeError(`--peak must be a positive number of GFLOP/s, got ${opts.peak}`);
+const peakSource = opts.peak !== undefined ? 'given' : reference ? "the reference machine's" : estimated !== undefined ? 'estimated from /proc/cpuinfo: clock × 32 FLOP/cycle' : "the reference machine's, not this CPU's";
 
 if (opts.zoo) {
   const steps = Number(opts['zoo-steps']);
@@ -121,7 +126,6 @@ interface Report {
   fma?: { kernels: FmaKernelFigure[]; training: FmaTrainingFigure } | { skipped: string };
 }
 
-const machine = describeMachine();
 const report: Report = {
   command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   machine,
@@ -133,10 +137,8 @@ const report: Report = {
   torch: 'not run',
   summary: {},
 };
-log(`machine: ${machine.cores} cores, ${machine.cpuModel}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}, numerics ${report.numerics}`);
-if (opts.peak === undefined && !REFERENCE_CPU.test(machine.cpuModel)) {
-  log(`note: the % of peak uses the reference machine's ${PEAK_GFLOPS_PER_CORE} GFLOP/s per core (AMD EPYC Zen 4); this CPU is another one: give its own with --peak`);
-}
+log(`machine: ${machine.cores} cores, ${cpuLabel(machine)}, node ${machine.node}, load ${machine.loadStart.toFixed(1)}; kernels: ${report.backend}, numerics ${report.numerics}`);
+if (!reference) log(`note: not the reference machine's CPU (AMD EPYC Zen 4 with AVX-512): figures are this machine's; the % of peak uses ${peak} GFLOP/s per core (${peakSource}; --peak to give it)`);
 
 if (!opts['no-kernels']) {
   log('kernels...');
@@ -237,7 +239,7 @@ function printTable(r: Report): void {
   out(`inference, engine eval (${shard}/shard), 1 thread (images/s)`, f(s.evalInline), '-', '-');
   const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
   const print = (cells: string[]): void => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
-  console.log(`\n${r.machine.cores} cores, ${r.machine.cpuModel}, node ${r.machine.node}; kernels ${r.backend}, numerics ${r.numerics}; PyTorch: ${r.torch}`);
+  console.log(`\n${r.machine.cores} cores, ${cpuLabel(r.machine)}, node ${r.machine.node}; kernels ${r.backend}, numerics ${r.numerics}; PyTorch: ${r.torch}`);
   console.log(`load average ${r.machine.loadStart.toFixed(1)} at start, ${r.machine.loadEnd?.toFixed(1)} at end (noisy when above ~0.5); medians of ${reps} repetition(s)\n`);
   // --no-training: no rows to show.
   if (!opts['no-training']) {
@@ -249,7 +251,7 @@ function printTable(r: Report): void {
   const b = r.training.stride2[0]?.breakdown;
   if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
   if (r.kernels) {
-    console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${peak}${opts.peak === undefined ? ' (the reference machine\'s)' : ''}:`);
+    console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${peak} (${peakSource}):`);
     const w = Math.max(...r.kernels.map((k) => k.name.length));
     for (const k of r.kernels) console.log(`  ${k.name.padEnd(w)}  wasm ${f(k.wasmGflops, 1).padStart(5)}  (${f(k.pctOfPeak, 1).padStart(4)}% of peak)  js ${f(k.jsGflops, 1).padStart(4)}  x${f(k.wasmGflops / k.jsGflops, 1)}`);
   }

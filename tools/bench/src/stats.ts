@@ -34,24 +34,70 @@ export function ratePerCpuSecond(fn: () => void, work: number, ms: number, reps 
 export interface Machine {
   cores: number;
   cpuModel: string;
+  /** From /proc/cpuinfo, when there is one: "model name" alone does not tell EPYC generations apart. */
+  cpu?: CpuId;
   node: string;
   /** 1-minute load average at the start and the end of the run: how busy the machine was. */
   loadStart: number;
   loadEnd?: number;
 }
 
+export interface CpuId {
+  family: number;
+  model: number;
+  /** The clock /proc/cpuinfo reports (in a VM, the host's nominal one). */
+  mhz: number;
+  avx512: boolean;
+  /** AVX2 with FMA: 2 × 8-wide fused multiply-adds per cycle on the AMD and Intel cores seen here. */
+  avx2Fma: boolean;
+}
+
+/** Parses the first processor of a /proc/cpuinfo text. */
+export function parseCpuInfo(text: string): { cpuModel: string; cpu?: CpuId } {
+  const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.+)$`, 'm').exec(text)?.[1]?.trim();
+  const cpuModel = field('model name') ?? 'unknown';
+  const family = Number(field('cpu family'));
+  const model = Number(field('model'));
+  const mhz = Number(field('cpu MHz'));
+  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  if (![family, model, mhz].every(Number.isFinite)) return { cpuModel };
+  return { cpuModel, cpu: { family, model, mhz, avx512: flags.has('avx512f'), avx2Fma: flags.has('avx2') && flags.has('fma') } };
+}
+
 export function describeMachine(): Machine {
-  let cpuModel = 'unknown';
+  let info: ReturnType<typeof parseCpuInfo> = { cpuModel: 'unknown' };
   try {
-    cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel;
+    info = parseCpuInfo(readFileSync('/proc/cpuinfo', 'utf8'));
   } catch {
     // Not Linux: leave it unknown.
   }
-  return { cores: availableParallelism(), cpuModel, node: process.version, loadStart: loadavg()[0] };
+  return { cores: availableParallelism(), ...info, node: process.version, loadStart: loadavg()[0] };
+}
+
+/** "AMD EPYC, family 25 model 1, 2445 MHz, AVX2+FMA". */
+export function cpuLabel(m: Machine): string {
+  if (!m.cpu) return m.cpuModel;
+  const c = m.cpu;
+  return `${m.cpuModel}, family ${c.family} model ${c.model}, ${Math.round(c.mhz)} MHz, ${c.avx512 ? 'AVX-512' : c.avx2Fma ? 'AVX2+FMA' : 'no AVX2+FMA'}`;
 }
 
 /** fp32 FMA peak of one core of the reference machine (3.53 GHz × 32 FLOP/cycle, AVX-512). */
 export const PEAK_GFLOPS_PER_CORE = 113;
 
-/** The reference machine's CPU (../shared/anchors), whose peak is PEAK_GFLOPS_PER_CORE. */
-export const REFERENCE_CPU = /AMD EPYC/;
+/**
+ * The reference machine's CPU (../shared/anchors: AMD EPYC Zen 4, family 25 from model 0x10 on,
+ * with AVX-512), whose peak is PEAK_GFLOPS_PER_CORE. Zen 3 EPYCs (family 25 below model 0x10, no
+ * AVX-512) have the same model name.
+ */
+export function isReferenceCpu(m: Machine): boolean {
+  return /AMD EPYC/.test(m.cpuModel) && (m.cpu === undefined || (m.cpu.family === 25 && m.cpu.model >= 0x10 && m.cpu.avx512));
+}
+
+/**
+ * One core's fp32 peak estimated from /proc/cpuinfo: clock × 32 FLOP per cycle (two 8-wide FMAs,
+ * what Zen 3, Zen 4 — AVX-512 is double-pumped there — and AVX2 Intel cores issue); undefined
+ * when the CPU has no AVX2+FMA or no clock is known.
+ */
+export function estimatedPeakGflops(m: Machine): number | undefined {
+  return m.cpu?.avx2Fma && m.cpu.mhz > 0 ? Math.round((m.cpu.mhz / 1000) * 32) : undefined;
+}

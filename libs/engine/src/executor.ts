@@ -127,6 +127,13 @@ export interface ShardResult {
    */
   readonly gradient?: Float32Array;
   /**
+   * Σ v² of `gradient` in float64, as the engine computes it (`sumOfSquares`), when the executor
+   * has already scanned the gradient it received (the BullmqExecutor's finiteness check; never a
+   * value a remote worker sent): the engine's finiteness and norm checks use it instead of a second
+   * pass over the gradient.
+   */
+  readonly gradientSumSquares?: number;
+  /**
    * Train only, models with buffers only: the buffer values after this shard's training-mode
    * forward pass, starting from the published buffers. The engine averages them weighted by count.
    */

@@ -16,7 +16,7 @@ export type { JobDataset } from './data.ts';
 export { StepPlanner, shardSamples, evalShardRanges } from './plan.ts';
 export type { PlannedStep, PlannedShard } from './plan.ts';
 export { ShardComputer, packState, unpackState, stateLayout, stateFromBytes, stateToBytes, dropoutSeed } from './shard.ts';
-export { checkShardResult, reduceShards, gradientOutliers, OUTLIER_NORM_FACTOR } from './reduce.ts';
+export { checkShardResult, reduceShards, gradientOutliers, sumOfSquares, OUTLIER_NORM_FACTOR } from './reduce.ts';
 export type { ReducedBatch } from './reduce.ts';
 export { encodeCheckpoint, decodeCheckpoint, verifyCheckpointBytes, sha256Hex, CHECKPOINT_HEADER_BYTES } from './checkpoint-format.ts';
 export type { Checkpoint, CheckpointMeta } from './checkpoint-format.ts';

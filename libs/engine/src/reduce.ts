@@ -29,7 +29,7 @@ export interface ReducedBatch {
  * 1.2e77). One pass gives both the finiteness check and the gradient's norm. On the WebAssembly
  * SIMD kernels when this thread has them (the same four sums, the same bytes), else the JS loop.
  */
-function sumOfSquares(a: Float32Array): number {
+export function sumOfSquares(a: Float32Array): number {
   return sumOfSquaresF64(a) ?? sumOfSquaresJs(a);
 }
 
@@ -86,7 +86,7 @@ function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefine
   if (task.kind === 'train') {
     if (!(r.gradient instanceof Float32Array)) return 'no gradient';
     if (r.gradient.length !== job.gradientLength) return `gradient of ${r.gradient.length} values, expected ${job.gradientLength}`;
-    checked.sumSquares = sumOfSquares(r.gradient);
+    checked.sumSquares = typeof r.gradientSumSquares === 'number' ? r.gradientSumSquares : sumOfSquares(r.gradient);
     if (!Number.isFinite(checked.sumSquares)) return 'gradient holds non-finite values';
     if (job.bufferLength > 0) {
       if (!(r.buffers instanceof Float32Array) || r.buffers.length !== job.bufferLength) return `buffers of ${r.buffers?.length ?? 0} values, expected ${job.bufferLength}`;

@@ -1,6 +1,6 @@
 import { setWasmKernelsEnabled, kernelBackend } from '@stride/cnn';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { checkShardResult, reduceShards, ShardResultError, type JobContext, type ShardResult, type ShardTask } from '../src/index.ts';
+import { checkShardResult, gradientOutliers, reduceShards, ShardResultError, type JobContext, type ShardResult, type ShardTask } from '../src/index.ts';
 
 const job: JobContext = {
   jobId: 'j',
@@ -102,5 +102,22 @@ describe('reduceShards', () => {
     const ts = [task(0, 3), task(1, 1)];
     const r = reduceShards(withBuffers, ts, [result(ts[0], [0, 0, 0, 0], { buffers: Float32Array.from([1, 2]) }), result(ts[1], [0, 0, 0, 0], { buffers: Float32Array.from([5, 6]) })]);
     expect(Array.from(r.buffers!)).toEqual([2, 3]);
+  });
+});
+
+describe('checkShardResult', () => {
+  it("takes a gradient's Σ v² from its result when the result carries one (no second pass), for finiteness and for the norm check", () => {
+    const t = task(0, 2);
+    expect(checkShardResult(job, t, result(t, [1, 2, 3, 4]))).toBeUndefined();
+    // What its maker computed is what counts: a (made-up) non-finite Σ v² is a non-finite gradient.
+    expect(checkShardResult(job, t, result(t, [1, 2, 3, 4], { gradientSumSquares: NaN }))).toMatch(/non-finite/);
+    // And the norms compared are the carried ones: Σ v² 30 vs 3e6 (norms 316× apart, under the
+    // 1000× limit), then vs 3e8 (3162×: over it); the gradients themselves are equal.
+    const u = task(1, 2);
+    const near = [result(t, [1, 2, 3, 4], { gradientSumSquares: 30 }), result(u, [1, 2, 3, 4], { gradientSumSquares: 3e6 })];
+    const far = [result(t, [1, 2, 3, 4], { gradientSumSquares: 30 }), result(u, [1, 2, 3, 4], { gradientSumSquares: 3e8 })];
+    for (const [i, r] of [...near, ...far].entries()) expect(checkShardResult(job, [t, u][i % 2], r)).toBeUndefined();
+    expect(gradientOutliers(near)).toEqual([]);
+    expect(gradientOutliers(far).map((o) => o.index)).toEqual([1]);
   });
 });

@@ -26,9 +26,8 @@
 // ~20 events per step parsed, and 4 removals per step cost the coordinator more CPU than the news.
 import { randomBytes } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
-import { sumOfSquaresF64 } from '@stride/cnn';
 import type { Redis } from 'ioredis';
-import { crashPoint, ShardResultError, wallClock, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
+import { crashPoint, ShardResultError, sumOfSquares, wallClock, type Executor, type JobContext, type ShardResult, type ShardTask } from '@stride/engine';
 import { BlobStore } from './blob-store.ts';
 import { parseShardNews, parseShardReturn, type ShardJobData, type ShardReturn } from './codec.ts';
 import { bullConnection, createRedis, withDefaults, type TransportConfig } from './config.ts';
@@ -467,6 +466,7 @@ export class BullmqExecutor implements Executor {
     if (ret.count !== t.count) return reject('wrong-length', `result covers ${ret.count} samples, the shard has ${t.count}`);
 
     let gradient: Float32Array | undefined;
+    let gradientSumSquares: number | undefined;
     let buffers: Float32Array | undefined;
     if (t.kind === 'train') {
       const grad = await this.readGradient(e);
@@ -478,8 +478,11 @@ export class BullmqExecutor implements Executor {
         return reject('stale-version', `gradient computed with parameter version ${grad.paramsVersion} (publication ${grad.paramsToken}), the task needs ${t.paramsVersion} (${e.token})`);
       }
       for (const [name, values] of [['gradient', grad.gradient], ['buffers', grad.buffers]] as const) {
-        const bad = values && firstNonFinite(values);
-        if (bad) return reject('non-finite', `${name}[${bad.index}] is ${bad.value}`);
+        if (!values) continue;
+        const scanned = scanFinite(values);
+        if ('index' in scanned) return reject('non-finite', `${name}[${scanned.index}] is ${scanned.value}`);
+        // Handed to the engine, whose checks then need no second pass over the gradient.
+        if (name === 'gradient') gradientSumSquares = scanned.squares;
       }
       gradient = grad.gradient;
       buffers = grad.buffers;
@@ -499,6 +502,7 @@ export class BullmqExecutor implements Executor {
       correct: ret.correct,
       ...(ret.stats === undefined ? {} : { stats: ret.stats }),
       gradient,
+      ...(gradientSumSquares === undefined ? {} : { gradientSumSquares }),
       buffers,
       computeMs: ret.computeMs,
       queueMs: ret.queueMs,
@@ -653,18 +657,19 @@ function shardJobData(t: ShardTask, paramsToken: string, enqueuedAt: number, sha
   return { jobId: t.jobId, kind: t.kind, step: t.step, shard: t.shard, paramsVersion: t.paramsVersion, paramsToken, count: t.count, enqueuedAt, shards };
 }
 
-/** The first NaN or ±Infinity of `a`, if any. */
-function firstNonFinite(a: Float32Array): { index: number; value: number } | undefined {
-  // Σ v² (WebAssembly SIMD, one pass) is finite exactly when every value is: the element-wise scan
-  // only runs to name the culprit.
-  const squares = sumOfSquaresF64(a);
-  if (squares !== undefined && Number.isFinite(squares)) return undefined;
+/** Σ v² of `a` (float64, the engine's `sumOfSquares`) when every value is finite, else the first NaN or ±Infinity. */
+function scanFinite(a: Float32Array): { squares: number } | { index: number; value: number } {
+  // Σ v² (one pass) is finite exactly when every value is: the element-wise scan only runs to name
+  // the culprit.
+  const squares = sumOfSquares(a);
+  if (Number.isFinite(squares)) return { squares };
   for (let i = 0; i < a.length; i++) {
     const v = a[i];
     // v - v is 0 for finite v, NaN for NaN and ±Infinity: one test per element.
     if (v - v !== 0) return { index: i, value: v };
   }
-  return undefined;
+  // Not reached: a non-finite sum has a non-finite term.
+  return { index: -1, value: squares };
 }
 
 function defaultLog(entry: ExecutorLogEntry): void {

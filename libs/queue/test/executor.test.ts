@@ -177,6 +177,31 @@ describe('BullmqExecutor', () => {
     await waitFor(async () => (await h.executor.queue.getJobCountByTypes('completed', 'failed', 'active', 'wait')) === 0, 5000, 25, 'the shard jobs to be removed');
   });
 
+  it("hands the engine each accepted gradient's Σ v², from its own finiteness scan", async () => {
+    harness();
+    startWorker(h, 1);
+    let checked = 0;
+    const ex = h.executor;
+    const watching: Executor = {
+      publishParams: (job, version, state) => ex.publishParams(job, version, state),
+      prepareShards: (job, tasks) => ex.prepareShards(job, tasks),
+      releaseJob: (jobId) => ex.releaseJob(jobId),
+      close: () => ex.close(),
+      async runShards(job, tasks, signal) {
+        const results = await ex.runShards(job, tasks, signal);
+        for (const r of results.filter((x) => x.kind === 'train')) {
+          let want = 0;
+          for (const v of r.gradient!) want += v * v;
+          expect(Math.abs(r.gradientSumSquares! - want) / want).toBeLessThan(1e-12);
+          checked++;
+        }
+        return results;
+      },
+    };
+    await train({ ...SMALL_SPEC, steps: 3 }, { executor: watching, dataDir, jobId: 'sum-squares' });
+    expect(checked).toBe(3 * 4);
+  });
+
   it("trains an 'fma' job through Redis to the bytes of the same job on local threads", async () => {
     harness();
     startWorker(h, 1);

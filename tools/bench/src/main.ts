@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--independent] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
 // `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -9,6 +9,8 @@
 //   - inference at batch 256 (the forward pass, one thread) and the engine's evaluation;
 //   - the same with PyTorch (tools/bench/torch_lenet.py) when python3-torch is installed, runs
 //     interleaved with ours, never concurrently, and the ratios ours / PyTorch;
+//   - with --independent: also one 1-thread training per core in separate processes at once, the
+//     ceiling of n-thread training on these cores without any synchronisation (independent.ts);
 //   - with --distributed: coordinator + 2 worker processes of 1 thread through Redis (global batch
 //     512 in 4 shards, or --dist-batch in --dist-shards) against the LocalExecutor on the same cores, with the step-time breakdown
 //     (distributed.ts), `--reps` interleaved repetitions;
@@ -28,6 +30,7 @@ import { type FmaKernelFigure, type KernelFigure, benchKernels, benchKernelsFma,
 import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, isReferenceCpu, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
+import { type IndependentRun, benchIndependent, formatIndependent } from './independent.ts';
 import { type TtaReport, benchTta, formatTta } from './distributed-tta.ts';
 import { type EngineRun, type FmaTrainingFigure, type Schedule, formatFmaTraining, inferOneThread, setBenchNumerics, trainLocal, trainOneThread, trainOneThreadFma } from './training.ts';
 import { formatZooProfile, profileZoo } from './zoo.ts';
@@ -41,6 +44,7 @@ const { values: opts } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     'no-kernels': { type: 'boolean', default: false },
     'no-training': { type: 'boolean', default: false },
+    independent: { type: 'boolean', default: false },
     distributed: { type: 'boolean', default: false },
     'dist-batch': { type: 'string', default: '512' },
     'dist-shards': { type: 'string', default: '4' },
@@ -117,7 +121,7 @@ interface Report {
   numerics: 'exact' | 'fma';
   peakGflopsPerCore: number;
   kernels?: KernelFigure[];
-  training: { stride1: EngineRun[]; stride2: EngineRun[]; torch1: TorchRun[]; torch2: TorchRun[] };
+  training: { stride1: EngineRun[]; stride2: EngineRun[]; torch1: TorchRun[]; torch2: TorchRun[]; independent: IndependentRun[] };
   inference: { stride1: { windows: number[]; median: number }[]; torch1: TorchRun[]; torch2: TorchRun[] };
   torch: string;
   summary: Record<string, number>;
@@ -132,7 +136,7 @@ const report: Report = {
   backend: kernelBackend(),
   numerics: opts.numerics,
   peakGflopsPerCore: peak,
-  training: { stride1: [], stride2: [], torch1: [], torch2: [] },
+  training: { stride1: [], stride2: [], torch1: [], torch2: [], independent: [] },
   inference: { stride1: [], torch1: [], torch2: [] },
   torch: 'not run',
   summary: {},
@@ -166,6 +170,10 @@ for (let r = 1; r <= (opts['no-training'] ? 0 : reps); r++) {
   log(`repetition ${r}/${reps}: training, ${THREADS} threads`);
   report.training.stride2.push(await trainLocal(THREADS, TRAIN_BATCH, THREADS, TRAIN));
   if (!noTorch) report.training.torch2.push(runTorch('train', THREADS, TRAIN, MNIST_DIR));
+  if (opts.independent) {
+    log(`repetition ${r}/${reps}: training, ${THREADS} independent 1-thread processes at once`);
+    report.training.independent.push(await benchIndependent(THREADS, TRAIN_BATCH, TRAIN, opts.numerics));
+  }
   log(`repetition ${r}/${reps}: inference`);
   report.inference.stride1.push(await inferOneThread(INFER_BATCH, INFER));
   if (!noTorch) {
@@ -181,6 +189,7 @@ s.train2 = med(report.training.stride2);
 s.infer1 = med(report.inference.stride1);
 s.evalInline = median(report.training.stride1.map((x) => x.evalImagesPerSec));
 s.evalLocal = median(report.training.stride2.map((x) => x.evalImagesPerSec));
+if (report.training.independent.length > 0) s.independentTotal = median(report.training.independent.map((x) => x.total));
 if (!noTorch) {
   s.torchTrain1 = med(report.training.torch1);
   s.torchTrain2 = med(report.training.torch2);
@@ -248,6 +257,7 @@ function printTable(r: Report): void {
       if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
     });
   }
+  if (r.training.independent.length > 0) console.log(`\n${formatIndependent(r.training.independent, s.train1, s.train2).join('\n')}`);
   const b = r.training.stride2[0]?.breakdown;
   if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
   if (r.kernels) {

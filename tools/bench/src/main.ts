@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kernelBackend } from '@stride/cnn';
 import { type FmaKernelFigure, type KernelFigure, benchKernels, benchKernelsFma, enableFmaKernels, formatFmaKernels } from './kernels.ts';
-import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, isReferenceCpu, median } from './stats.ts';
+import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, median } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type IndependentRun, benchIndependent, formatIndependent } from './independent.ts';
@@ -77,7 +77,7 @@ const reference = isReferenceCpu(machine);
 const estimated = reference ? undefined : estimatedPeakGflops(machine);
 const peak = opts.peak !== undefined ? Number(opts.peak) : (estimated ?? PEAK_GFLOPS_PER_CORE);
 if (!Number.isFinite(peak) || peak <= 0) throw new RangeError(`--peak must be a positive number of GFLOP/s, got ${opts.peak}`);
-const peakSource = opts.peak !== undefined ? 'given' : reference ? "the reference machine's" : estimated !== undefined ? 'estimated from /proc/cpuinfo: clock × 32 FLOP/cycle' : "the reference machine's, not this CPU's";
+const peakSource = opts.peak !== undefined ? 'given' : reference ? "the reference machine's" : estimated !== undefined ? `estimated from /proc/cpuinfo: clock × ${flopsPerCycle(machine)} FLOP/cycle` : "the reference machine's, not this CPU's";
 
 if (opts.zoo) {
   const steps = Number(opts['zoo-steps']);

@@ -94,10 +94,23 @@ export function isReferenceCpu(m: Machine): boolean {
 }
 
 /**
- * One core's fp32 peak estimated from /proc/cpuinfo: clock × 32 FLOP per cycle (two 8-wide FMAs,
- * what Zen 3, Zen 4 — AVX-512 is double-pumped there — and AVX2 Intel cores issue); undefined
- * when the CPU has no AVX2+FMA or no clock is known.
+ * fp32 FLOP per cycle of one core, from its family and flags: 64 for AVX-512 cores with two full
+ * 16-wide FMA units (Intel server cores, family 6, from Ice Lake on — some older Skylake-SP SKUs
+ * have one — and AMD Zen 5, family 26); 32 for two 8-wide FMAs (Zen 3, Zen 4 — whose AVX-512 is
+ * double-pumped — and AVX2 Intel cores); undefined without AVX2+FMA.
+ */
+export function flopsPerCycle(m: Machine): number | undefined {
+  const c = m.cpu;
+  if (!c?.avx2Fma) return undefined;
+  return c.avx512 && (c.family === 6 || c.family === 26) ? 64 : 32;
+}
+
+/**
+ * One core's fp32 peak estimated from /proc/cpuinfo: clock × `flopsPerCycle`; undefined when the
+ * CPU has no AVX2+FMA or no clock is known. (The kernels are 128-bit WebAssembly SIMD: they can
+ * reach a quarter of a 64-FLOP core's peak, half of a 32-FLOP one's.)
  */
 export function estimatedPeakGflops(m: Machine): number | undefined {
-  return m.cpu?.avx2Fma && m.cpu.mhz > 0 ? Math.round((m.cpu.mhz / 1000) * 32) : undefined;
+  const perCycle = flopsPerCycle(m);
+  return perCycle !== undefined && m.cpu!.mhz > 0 ? Math.round((m.cpu!.mhz / 1000) * perCycle) : undefined;
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cpuLabel, estimatedPeakGflops, isReferenceCpu, parseCpuInfo, type Machine } from '../src/stats.ts';
+import { cpuLabel, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, parseCpuInfo, type Machine } from '../src/stats.ts';
 
 /** The fields of one processor of /proc/cpuinfo that the bench reads, as the kernel prints them. */
 function cpuinfo(family: number, model: number, mhz: string, flags: string): string {
@@ -22,6 +22,17 @@ describe('the bench machine description', () => {
     expect(estimatedPeakGflops(zen4)).toBe(113);
     expect(cpuLabel(zen3)).toBe('AMD EPYC, family 25 model 1, 2445 MHz, AVX2+FMA');
     expect(cpuLabel(zen4)).toBe('AMD EPYC, family 25 model 17, 3529 MHz, AVX-512');
+  });
+
+  it('counts 64 FLOP per cycle for AVX-512 cores with two full-width FMA units (Intel server cores, Zen 5), 32 for the others', () => {
+    const xeon = machine(cpuinfo(6, 207, '2299.998', 'avx avx2 fma avx512f avx512bw'));
+    expect(isReferenceCpu(xeon)).toBe(false);
+    expect(flopsPerCycle(xeon)).toBe(64);
+    expect(estimatedPeakGflops(xeon)).toBe(147);
+    expect(flopsPerCycle(machine(cpuinfo(26, 2, '3000.000', 'avx avx2 fma avx512f')))).toBe(64);
+    expect(flopsPerCycle(machine(cpuinfo(25, 17, '3529.000', 'avx avx2 fma avx512f')))).toBe(32);
+    expect(flopsPerCycle(machine(cpuinfo(6, 85, '2000.000', 'avx avx2 fma')))).toBe(32);
+    expect(flopsPerCycle(machine(cpuinfo(6, 85, '2000.000', 'avx')))).toBeUndefined();
   });
 
   it('has no estimate without AVX2+FMA or a clock, and reads this machine without failing', () => {

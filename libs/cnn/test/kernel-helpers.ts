@@ -136,7 +136,11 @@ export const CONV_CASES: readonly [string, Conv2dDims][] = [
   ['7x7 kernel, padding 3, 3→5 channels, 10x13', convDims(2, 3, 10, 13, 5, [7, 7], [3, 3], 1)],
   ['pointwise 1x1, 6→3 channels (input gradient by the flipped filter), 7x9', convDims(2, 6, 7, 9, 3, [1, 1], [0, 0], 1)],
   ['3x3 padding 1, 4→16 channels (input gradient through the column matrix), 12x12', convDims(2, 4, 12, 12, 16, [3, 3], [1, 1], 1)],
-  ['stride 2, 3x3 padding 1, 5→6 channels (the im2col path), 13x11', convDims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
+  ['stride 2, 3x3 padding 1, 5→6 channels, 13x11', convDims(3, 5, 13, 11, 6, [3, 3], [1, 1], 1, [2, 2])],
+  ['stride 2, 5x5 padding 2 (two extra rows per phase), 3→8 channels, 15x17', convDims(2, 3, 15, 17, 8, [5, 5], [2, 2], 1, [2, 2])],
+  ['stride 2, 7x7 padding 3 (a ResNet stem), 3→8 channels, 20x20', convDims(2, 3, 20, 20, 8, [7, 7], [3, 3], 1, [2, 2])],
+  ['stride 3, 3x3 no padding (input rows and columns left over), 2→5 channels, 11x10', convDims(2, 2, 11, 10, 5, [3, 3], [0, 0], 1, [3, 3])],
+  ['stride (1, 2), 1x3 kernel, padding (0, 1), 3→4 channels, 6x9', convDims(2, 3, 6, 9, 4, [1, 3], [0, 1], 1, [1, 2])],
   ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6 channels, 14x15', convDims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
   ['pointwise 1x1 stride 2 (a shortcut projection), 6→10 channels, 9x9', convDims(2, 6, 9, 9, 10, [1, 1], [0, 0], 1, [2, 2])],
 ];

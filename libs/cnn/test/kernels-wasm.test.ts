@@ -11,6 +11,7 @@ import { conv2dReferenceBackwardInput, conv2dReferenceBackwardWeight, conv2dRefe
 import { sgemm, sgemmReference } from '../src/kernels/gemm.ts';
 import { type Pool2dDims, maxPool2dBackward, maxPool2dForward } from '../src/kernels/pool.ts';
 import { sgemmWasm } from '../src/kernels/wasm/gemm.ts';
+import { conv2dBackwardInputWasm, conv2dBackwardWeightWasm, conv2dForwardWasm } from '../src/kernels/wasm/conv.ts';
 import { wasmMemoryBytes } from '../src/kernels/wasm/runtime.ts';
 
 
@@ -100,6 +101,27 @@ describe('WebAssembly convolutions against the direct reference', () => {
       expect(maxRelDiff(gb, gbJs)).toBeLessThan(1e-6);
     });
   }
+
+  it('strided convolutions run their forward and weight gradient on the column-expanded kernels; the input gradient takes the im2col path', () => {
+    for (const [, d] of CONV_CASES.filter(([, c]) => c.strideH !== 1 || c.strideW !== 1)) {
+      const cInG = d.cIn / d.groups;
+      const x = randArray(rng, d.n * d.cIn * d.h * d.w);
+      const w = randArray(rng, d.cOut * cInG * d.kh * d.kw);
+      const b = randArray(rng, d.cOut);
+      const g = randArray(rng, d.n * d.cOut * d.outH * d.outW);
+      const out = new Float32Array(g.length);
+      const ref = new Float32Array(g.length);
+      expect(conv2dForwardWasm(x, w, b, out, d, false)).toBe(true);
+      conv2dReferenceForward(x, w, b, ref, d);
+      expect(maxRelDiff(out, ref)).toBeLessThan(1e-5);
+      const gw = new Float32Array(w.length);
+      const gwRef = new Float32Array(w.length);
+      expect(conv2dBackwardWeightWasm(x, g, gw, d)).toBe(true);
+      conv2dReferenceBackwardWeight(x, g, gwRef, d);
+      expect(maxRelDiff(gw, gwRef)).toBeLessThan(3e-5);
+      expect(conv2dBackwardInputWasm(g, w, new Float32Array(x.length), d)).toBe(false);
+    }
+  });
 
   it('repeated calls give bit-identical outputs and gradients, whatever ran in between', () => {
     const d = dims(4, 6, 14, 14, 16, [5, 5], [0, 0], 1);

@@ -1,6 +1,8 @@
-// Stride-1, undilated convolutions on the WebAssembly SIMD kernels: the fast path behind
-// conv2dForward / conv2dBackwardInput / conv2dBackwardWeight (../conv.ts). Other geometries
-// return false and take the im2col path (whose GEMM is also WebAssembly, see ./gemm.ts).
+// Undilated convolutions on the WebAssembly SIMD kernels: the fast path behind conv2dForward /
+// conv2dBackwardInput / conv2dBackwardWeight (../conv.ts), for any stride in the forward and
+// weight-gradient passes and stride 1 in the input gradient and the fused conv + ReLU layers.
+// Other geometries return false and take the im2col path (whose GEMM is also WebAssembly, see
+// ./gemm.ts).
 //
 // "Column-expanded" input instead of im2col: for every filter column kx the zero-padded input is
 // stored shifted left by kx and cut to the output width,
@@ -16,6 +18,11 @@
 //                    copies of dxe are added back onto dX (the adjoint of the expansion); filters
 //                    narrower than MR use Wᵀ·dY into a column matrix and col2im instead
 //   backward-weight: dW[co][tap] += Σ_p dY[co][p] · xe[off(tap) + p], over chunks of samples
+// With strides sy, sx the expansion also splits each plane's rows by their phase modulo sy:
+//   xe[c][kx][ry][yy][ox] = xpad[c][yy·sy + ry][ox·sx + kx]   (ry < sy, yy < hq = outH + ⌊(kh−1)/sy⌋),
+// still kw·Hp·outW/sx floats per channel, and tap (c, ky, kx) of output row oy reads row
+// oy + ⌊ky/sy⌋ of plane (c, kx, ky mod sy): off(c, ky, kx) = (((c·kw + kx)·sy + ky mod sy)·hq + ⌊ky/sy⌋)·outW,
+// again linear in p, so the same micro-kernels run. (Stride 1 is the layout above: sy = 1, hq = Hp.)
 
 import type { Conv2dDims } from '../conv.ts';
 import type { Blocking } from './module.ts';
@@ -48,20 +55,43 @@ function wgradFor(k: WasmKernels, rows: number): WasmKernels['fn']['conv_wgrad']
   return rows % main.wmr !== 0 && rows % alt.wmr === 0 ? k.fn.conv_wgrad_alt : k.fn.conv_wgrad;
 }
 
-/** The geometries these kernels handle. */
+/** The geometries the input gradient and the fused conv + ReLU layers handle: stride 1, no dilation. */
 function supported(d: Conv2dDims): boolean {
   return d.strideH === 1 && d.strideW === 1 && d.dilH === 1 && d.dilW === 1;
 }
 
-/** Floats per plane of the column-expanded input (kw shifted copies of hp rows of outW). */
-function expandedPlane(kw: number, hp: number, outW: number): number {
-  return kw * hp * outW;
+/** The geometries the forward and weight-gradient passes handle: any stride, no dilation. */
+function supportedStrided(d: Conv2dDims): boolean {
+  return d.dilH === 1 && d.dilW === 1;
+}
+
+/** The column-expanded layout of one channel (see the file comment). */
+interface Expansion {
+  readonly sy: number;
+  readonly sx: number;
+  /** Rows per plane: outH + ⌊(kh − 1)/sy⌋ (stride 1: the padded height). */
+  readonly hq: number;
+  /** Floats per channel: kw·sy planes of hq rows of outW. */
+  readonly plane: number;
+}
+
+function expansion(d: Pick<Conv2dDims, 'kh' | 'kw' | 'strideH' | 'strideW' | 'outH' | 'outW'>): Expansion {
+  const sy = d.strideH;
+  const hq = d.outH + Math.floor((d.kh - 1) / sy);
+  return { sy, sx: d.strideW, hq, plane: d.kw * sy * hq * d.outW };
 }
 
 /** Byte offsets of every filter tap (channel, ky, kx) into a column-expanded sample. */
-function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, hp: number, outW: number): void {
+function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, e: Expansion, outW: number): void {
+  const { sy, hq } = e;
   let t = at >> 2;
-  for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) k.i32[t++] = 4 * ((c * kw + j) * hp + i) * outW;
+  for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) k.i32[t++] = 4 * (((c * kw + j) * sy + (i % sy)) * hq + Math.floor(i / sy)) * outW;
+}
+
+/** Expands `planes` input planes at `src` into `dst` (then `slack` zero bytes): `expand`, or `expand_strided` for a strided convolution. */
+function expandInto(k: WasmKernels, src: number, dst: number, planes: number, d: Pick<Conv2dDims, 'h' | 'w' | 'kw' | 'padH' | 'padW' | 'outW'>, e: Expansion, slack: number): void {
+  if (e.sy === 1 && e.sx === 1) k.fn.expand(src, dst, planes, d.h, d.w, d.kw, d.padH, d.padW, d.outW, slack);
+  else k.fn.expand_strided(src, dst, planes, d.h, d.w, d.kw, d.padH, d.padW, d.outW, slack, e.sy, e.sx, e.hq);
 }
 
 /**
@@ -90,8 +120,10 @@ function packFilter(k: WasmKernels, MR: number, at: number, groups: number, rows
  */
 type SampleHook = (s: number, at: number, pPad: number) => void;
 
-/** A stride-1 convolution as the kernels see it: the expanded input's and the output's geometry. */
+/** A convolution as the kernels see it: the expanded input's and the output's geometry. */
 interface ForwardPlan {
+  /** The input's column-expanded layout. */
+  e: Expansion;
   n: number;
   /** Channels of the input (expanded per sample) and of the output. */
   cIn: number;
@@ -117,11 +149,11 @@ interface ForwardPlan {
  */
 function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'], c: ForwardPlan, xAt: number, xeAt: number, slack: number, tabAt: number, wAt: number, wPanel: number, bAt: number, gridAt: number, pPad: number, denseAt: number, out: Float32Array | null, accumulate: boolean, gridOnly: boolean, perSample: SampleHook | null): number {
   const { fn } = kern;
-  const { n, cIn, cOut, groups, h, w, kh, kw, padH, padW, outW, p } = c;
+  const { n, cIn, cOut, groups, h, w, kh, kw, e, p } = c;
   const cInG = cIn / groups;
   const cOutG = cOut / groups;
   const taps = cInG * kh * kw;
-  const plane = expandedPlane(kw, h + 2 * padH, outW);
+  const plane = e.plane;
   // Taps per block: whole input channels whose expanded planes fit in L1_BYTES.
   const kcTaps = Math.max(1, Math.floor(L1_BYTES / (4 * plane))) * kh * kw;
   for (let s = 0; s < n; s++) {
@@ -129,7 +161,7 @@ function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'],
     const sampleOut = perSample === null ? gridAt + 4 * s * cOut * pPad : gridAt;
     if (bAt < 0) fn.zero(sampleOut, 4 * cOut * pPad);
     else fn.fill_bias(sampleOut, 1, cOut, 4 * pPad, bAt);
-    fn.expand(xAt + 4 * s * cIn * h * w, xeAt, cIn, h, w, kw, padH, padW, outW, 4 * slack);
+    expandInto(kern, xAt + 4 * s * cIn * h * w, xeAt, cIn, c, e, 4 * slack);
     for (let g = 0; g < groups; g++) {
       fwd(1, cOutG, taps, kcTaps, wAt + g * wPanel, xeAt + 4 * g * cInG * plane, 0, tabAt, sampleOut + 4 * g * cOutG * pPad, 0, 4 * pPad);
     }
@@ -150,7 +182,7 @@ function forwardPerSample(kern: WasmKernels, fwd: WasmKernels['fn']['conv_fwd'],
 /** out = conv2d(x, w) + b (or out += … when `accumulate`). false: geometry or size not handled. */
 export function conv2dForwardWasm(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, d: Conv2dDims, accumulate: boolean): boolean {
   const kern = wasmKernels();
-  if (kern === null || !supported(d)) return false;
+  if (kern === null || !supportedStrided(d)) return false;
   beginLayout();
   return forwardCore(kern, x, w, b, d, out, accumulate, 0) !== null;
 }
@@ -171,8 +203,9 @@ function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Flo
   const p = outH * outW;
   const pPad = roundUp(p, NR);
   const slack = pPad - p + NR;
+  const e = expansion(d);
   const xAt = region(n * cIn * h * width);
-  const xeAt = region(cIn * expandedPlane(kw, h + 2 * padH, outW), slack);
+  const xeAt = region(cIn * e.plane, slack);
   const tabAt = region(taps);
   const wAt = region(groups * roundUp(cOutG, blocking.mr) * taps);
   const bAt = region(cOut);
@@ -180,10 +213,10 @@ function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Flo
   const denseAt = perSample === null && (accumulate || pPad !== p) ? region(n * cOut * p, denseSlack) : gridAt;
   if (!reserve(kern)) return null;
   kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
-  writeTaps(kern, tabAt, cIn / groups, kh, kw, h + 2 * padH, outW);
+  writeTaps(kern, tabAt, cIn / groups, kh, kw, e, outW);
   const wPanel = packFilter(kern, blocking.mr, wAt, groups, cOutG, taps, w);
   if (b !== null) kern.f32.set(head(b, cOut), bAt >> 2);
-  const plan = { n, cIn, cOut, groups, h, w: width, kh, kw, padH, padW, outW, p };
+  const plan = { e, n, cIn, cOut, groups, h, w: width, kh, kw, padH, padW, outW, p };
   const grid = gridOnly && out === null && !accumulate;
   return { at: forwardPerSample(kern, fwd, plan, xAt, xeAt, slack, tabAt, wAt, wPanel, b === null ? -1 : bAt, gridAt, pPad, denseAt, out, accumulate, grid, perSample), stride: grid ? pPad : p };
 }
@@ -271,7 +304,8 @@ function backwardInputExpanded(kern: WasmKernels, gAt: number, w: Float32Array, 
   const p = outH * outW;
   const pPad = roundUp(p, NR);
   const hp = h + 2 * padH;
-  const plane = expandedPlane(kw, hp, outW);
+  const e = expansion(d);
+  const plane = e.plane;
   const xSize = n * cIn * h * width;
   const wAt = region(cOut * taps);
   // dY with rows padded to pPad by zeros, so the padding columns add nothing.
@@ -287,7 +321,7 @@ function backwardInputExpanded(kern: WasmKernels, gAt: number, w: Float32Array, 
     fn.zero(gpAt, 4 * n * cOut * pPad);
     fn.copy2d(gAt, 4 * p, 0, gpAt, 4 * pPad, 0, n * cOut, 1, p, 0);
   }
-  writeTaps(kern, tabAt, cInG, kh, kw, hp, outW);
+  writeTaps(kern, tabAt, cInG, kh, kw, e, outW);
   const dxeBytes = 4 * (cInG * plane + pPad - p);
   for (let s = 0; s < n; s++) {
     for (let g = 0; g < groups; g++) {
@@ -341,7 +375,7 @@ function backwardInputCol(kern: WasmKernels, gAt: number, w: Float32Array, gradX
 /** gradW += d(conv)/dw · gradOut. false: geometry or size not handled. */
 export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array, gradW: Float32Array, d: Conv2dDims): boolean {
   const kern = wasmKernels();
-  if (kern === null || !supported(d)) return false;
+  if (kern === null || !supportedStrided(d)) return false;
   const size = d.n * d.cOut * d.outH * d.outW;
   beginLayout();
   const gAt = region(size);
@@ -352,11 +386,12 @@ export function conv2dBackwardWeightWasm(x: Float32Array, gradOut: Float32Array,
 
 /** conv2dBackwardWeightWasm on a gradient already in memory at `gAt`; lays out from the current top. */
 function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gradW: Float32Array, d: Conv2dDims): boolean {
-  const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
+  const { n, cIn, h, w: width, cOut, kh, kw, groups, outH, outW } = d;
   const cInG = cIn / groups;
   const cOutG = cOut / groups;
   const taps = cInG * kh * kw;
-  const plane = expandedPlane(kw, h + 2 * padH, outW);
+  const e = expansion(d);
+  const plane = e.plane;
   const p = outH * outW;
   // The reduction runs over whole vectors: dY rows are padded with zeros to a multiple of 4.
   const len = roundUp(p, 4);
@@ -375,7 +410,7 @@ function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gra
   if (!reserve(kern)) return false;
   const { fn } = kern;
   kern.f32.set(head(x, n * cIn * h * width), xAt >> 2);
-  writeTaps(kern, tabAt, cInG, kh, kw, h + 2 * padH, outW);
+  writeTaps(kern, tabAt, cInG, kh, kw, e, outW);
   if (gpAt !== gAt) {
     fn.zero(gpAt, n * cOut * len * 4);
     fn.copy2d(gAt, 4 * p, 0, gpAt, 4 * len, 0, n * cOut, 1, p, 0);
@@ -384,7 +419,7 @@ function backwardWeightCore(kern: WasmKernels, x: Float32Array, gAt: number, gra
   const wgrad = wgradFor(kern, cOutG);
   for (let s0 = 0; s0 < n; s0 += chunk) {
     const ns = Math.min(chunk, n - s0);
-    for (let s = 0; s < ns; s++) fn.expand(xAt + 4 * (s0 + s) * cIn * h * width, xeAt + 4 * s * xeStride, cIn, h, width, kw, padH, padW, outW, 4 * slack);
+    for (let s = 0; s < ns; s++) expandInto(kern, xAt + 4 * (s0 + s) * cIn * h * width, xeAt + 4 * s * xeStride, cIn, d, e, 4 * slack);
     for (let g = 0; g < groups; g++) {
       wgrad(ns, cOutG, taps, gpAt + 4 * (s0 * cOut + g * cOutG) * len, 4 * cOut * len, 4 * len, 4 * len, xeAt + 4 * g * cInG * plane, 4 * xeStride, tabAt, accAt + 16 * g * cOutG * taps);
     }

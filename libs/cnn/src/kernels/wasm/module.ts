@@ -96,6 +96,12 @@ export interface KernelExports {
    */
   expand(src: number, dst: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, slack: number): void;
   /**
+   * Column expansion of a strided convolution (see ../conv.ts): dst[pl][kx][ry][yy][ox] =
+   * src[pl][yy·sy + ry − padH][ox·sx + kx − padW], zero outside the image, for kx < kw, ry < sy,
+   * yy < hq, ox < outW; then `slack` zero bytes.
+   */
+  expand_strided(src: number, dst: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, slack: number, sy: number, sx: number, hq: number): void;
+  /**
    * col2im, adding: dx[c][y][x] += col[(c·kh + i)·kw + j][oy·outW + ox] for y = oy + i − padH,
    * x = ox + j − padW inside the h×w image (stride 1, no dilation); col rows ldc bytes apart.
    */
@@ -439,6 +445,34 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
             i32.c(0),
           ),
         ),
+      ]),
+    ];
+  });
+
+  // Strided column expansion (see ./conv.ts): dst[pl][kx][ry][yy][ox] = src[pl][yy·sy + ry − padH][ox·sx + kx − padW],
+  // zero outside the image (the unsigned compares reject negative rows and columns too); then
+  // `slack` zero bytes. Scalar: it moves a few floats per multiply-add the convolution then does.
+  mw.func('expand_strided', Array(13).fill('i32'), [], ([src, dst, planes, h, w, kw, padH, padW, outW, slack, sy, sx, hq], f) => {
+    const [pl, kx, ry, yy, ox, r, x, srcRow, d] = f.localsOf('i32', 9);
+    return [
+      memoryFill(get(dst), i32.c(0), i32.add(i32.shl(i32.mul(i32.mul(i32.mul(get(planes), get(kw)), i32.mul(get(sy), get(hq))), get(outW)), i32.c(2)), get(slack))),
+      set(d, get(dst)),
+      forRange(pl, i32.c(0), get(planes), i32.c(1), [
+        forRange(kx, i32.c(0), get(kw), i32.c(1), [
+          forRange(ry, i32.c(0), get(sy), i32.c(1), [
+            forRange(yy, i32.c(0), get(hq), i32.c(1), [
+              set(r, i32.sub(i32.add(i32.mul(get(yy), get(sy)), get(ry)), get(padH))),
+              ifThen(i32.ltU(get(r), get(h)), [
+                set(srcRow, i32.add(get(src), i32.shl(i32.mul(i32.add(i32.mul(get(pl), get(h)), get(r)), get(w)), i32.c(2)))),
+                forRange(ox, i32.c(0), get(outW), i32.c(1), [
+                  set(x, i32.sub(i32.add(i32.mul(get(ox), get(sx)), get(kx)), get(padW))),
+                  ifThen(i32.ltU(get(x), get(w)), f32.store(i32.add(get(d), i32.shl(get(ox), i32.c(2))), f32.load(i32.add(get(srcRow), i32.shl(get(x), i32.c(2)))))),
+                ]),
+              ]),
+              set(d, i32.add(get(d), i32.shl(get(outW), i32.c(2)))),
+            ]),
+          ]),
+        ]),
       ]),
     ];
   });

@@ -141,6 +141,7 @@ export const CONV_CASES: readonly [string, Conv2dDims][] = [
   ['stride 2, 7x7 padding 3 (a ResNet stem), 3→8 channels, 20x20', convDims(2, 3, 20, 20, 8, [7, 7], [3, 3], 1, [2, 2])],
   ['stride 3, 3x3 no padding (input rows and columns left over), 2→5 channels, 11x10', convDims(2, 2, 11, 10, 5, [3, 3], [0, 0], 1, [3, 3])],
   ['stride (1, 2), 1x3 kernel, padding (0, 1), 3→4 channels, 6x9', convDims(2, 3, 6, 9, 4, [1, 3], [0, 1], 1, [1, 2])],
+  ['stride (1, 2), 3x1 kernel, rows of 5 (the im2col input gradient), 2→3 channels, 8x9', convDims(2, 2, 8, 9, 3, [3, 1], [1, 0], 1, [1, 2])],
   ['stride (3, 2), 2x4 kernel, padding (1, 2), groups 2, 4→6 channels, 14x15', convDims(2, 4, 14, 15, 6, [2, 4], [1, 2], 2, [3, 2])],
   ['pointwise 1x1 stride 2 (a shortcut projection), 6→10 channels, 9x9', convDims(2, 6, 9, 9, 10, [1, 1], [0, 0], 1, [2, 2])],
 ];

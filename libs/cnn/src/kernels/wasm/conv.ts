@@ -229,8 +229,15 @@ function forwardCore(kern: WasmKernels, x: Float32Array, w: Float32Array, b: Flo
  */
 export function conv2dBackwardInputWasm(gradOut: Float32Array, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const kern = wasmKernels();
-  if (kern === null || !supported(d)) return false;
+  if (kern === null || !supportedStrided(d)) return false;
   beginLayout();
+  if (!supported(d)) {
+    if (!scatterSafe(kern, d)) return false;
+    const gAt = region(d.n * d.cOut * d.outH * d.outW, gradOutSlack(kern, d));
+    if (!reserve(kern)) return false;
+    kern.f32.set(head(gradOut, d.n * d.cOut * d.outH * d.outW), gAt >> 2);
+    return backwardInputExpanded(kern, gAt, w, gradX, d);
+  }
   if (flipped(kern, d)) return backwardInputAsForward(kern, gradOut, w, gradX, d);
   // The GEMM reads B rows NR-wide, up to pPad − p floats past the last one.
   const gAt = region(d.n * d.cOut * d.outH * d.outW, gradOutSlack(kern, d));
@@ -288,11 +295,32 @@ function backwardInputCore(kern: WasmKernels, gAt: number, w: Float32Array, grad
 }
 
 /**
+ * Whether gemm_scatter may add a strided convolution's column gradient into its expanded layout:
+ * no two taps of one MR-row panel may write the same floats, i.e. their offsets must lie at least
+ * NR floats apart (one micro-kernel call adds NR consecutive floats per tap). Taps in different
+ * (kx, ky mod sy) planes are a plane apart; taps of one plane, sy·kw taps apart in tap order, a
+ * row of outW floats per ⌊ky/sy⌋. Otherwise the input gradient takes the im2col path.
+ */
+function scatterSafe(kern: WasmKernels, d: Conv2dDims): boolean {
+  const { mr: MR, nv } = kern.shape.main;
+  const NR = 4 * nv;
+  const e = expansion(d);
+  const cInG = d.cIn / d.groups;
+  const off: number[] = [];
+  for (let c = 0; c < cInG; c++) for (let i = 0; i < d.kh; i++) for (let j = 0; j < d.kw; j++) off.push((((c * d.kw + j) * e.sy + (i % e.sy)) * e.hq + Math.floor(i / e.sy)) * d.outW);
+  for (let p0 = 0; p0 < off.length; p0 += MR) {
+    for (let a = p0; a < Math.min(off.length, p0 + MR); a++) for (let b = a + 1; b < Math.min(off.length, p0 + MR); b++) if (Math.abs(off[a] - off[b]) < NR) return false;
+  }
+  return true;
+}
+
+/**
  * The input gradient through the column-expanded image, the adjoint of the forward: per sample
  * and group, every filter tap's row of Wᵀ·dY is added straight into the expanded-gradient plane
- * it was read from (gemm_scatter, at the forward's tap offsets), then the kw shifted copies are
- * added back onto the image (the adjoint of `expand`). No column matrix, no col2im. Needs
- * kw ≥ MR so that the MR taps of one micro-kernel panel never write the same floats.
+ * it was read from (gemm_scatter, at the forward's tap offsets), then the expanded gradient is
+ * added back onto the image (the adjoint of the expansion: for stride 1 the kw shifted copies,
+ * else `fold_strided`). No column matrix, no col2im. Stride 1 needs kw ≥ MR so that the MR taps
+ * of one micro-kernel panel never write the same floats; a strided convolution, `scatterSafe`.
  */
 function backwardInputExpanded(kern: WasmKernels, gAt: number, w: Float32Array, gradX: Float32Array, d: Conv2dDims): boolean {
   const { n, cIn, h, w: width, cOut, kh, kw, padH, padW, groups, outH, outW } = d;
@@ -329,6 +357,10 @@ function backwardInputExpanded(kern: WasmKernels, gAt: number, w: Float32Array, 
       // dxe[off(tap) + pos] += Σ_co W[co][tap] · dY[co][pos]: A(tap, co) = w[co][tap], B(co, pos) = dY.
       fn.gemm_scatter(taps, pPad, cOutG, wAt + 4 * g * cOutG * taps, 4 * MR, 4 * taps, gpAt + 4 * (s * cOut + g * cOutG) * pPad, 4 * NR, 4 * pPad, dxeAt, tabAt);
       const gx = gxAt + 4 * (s * cIn + g * cInG) * h * width;
+      if (e.sy !== 1 || e.sx !== 1) {
+        fn.fold_strided(dxeAt, gx, cInG, h, width, kw, padH, padW, outW, e.sy, e.sx, e.hq);
+        continue;
+      }
       for (let kx = 0; kx < kw; kx++) {
         // Output columns whose input column ox + kx − padW lies inside [0, w), as in `expand`.
         const ox0 = Math.max(0, padW - kx);

@@ -102,6 +102,11 @@ export interface KernelExports {
    */
   expand_strided(src: number, dst: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, slack: number, sy: number, sx: number, hq: number): void;
   /**
+   * The adjoint of `expand_strided`, adding: dx[pl][yy·sy + ry − padH][ox·sx + kx − padW] +=
+   * xe[pl][kx][ry][yy][ox] where inside the image, in the order of the loops over pl, kx, ry, yy, ox.
+   */
+  fold_strided(xe: number, dx: number, planes: number, h: number, w: number, kw: number, padH: number, padW: number, outW: number, sy: number, sx: number, hq: number): void;
+  /**
    * col2im, adding: dx[c][y][x] += col[(c·kh + i)·kw + j][oy·outW + ox] for y = oy + i − padH,
    * x = ox + j − padW inside the h×w image (stride 1, no dilation); col rows ldc bytes apart.
    */
@@ -470,6 +475,34 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
                 ]),
               ]),
               set(d, i32.add(get(d), i32.shl(get(outW), i32.c(2)))),
+            ]),
+          ]),
+        ]),
+      ]),
+    ];
+  });
+
+  // The adjoint of expand_strided, adding each expanded float back onto the image element it was read from.
+  mw.func('fold_strided', Array(12).fill('i32'), [], ([xe, dx, planes, h, w, kw, padH, padW, outW, sy, sx, hq], f) => {
+    const [pl, kx, ry, yy, ox, r, x, dstRow, s, at] = f.localsOf('i32', 10);
+    return [
+      set(s, get(xe)),
+      forRange(pl, i32.c(0), get(planes), i32.c(1), [
+        forRange(kx, i32.c(0), get(kw), i32.c(1), [
+          forRange(ry, i32.c(0), get(sy), i32.c(1), [
+            forRange(yy, i32.c(0), get(hq), i32.c(1), [
+              set(r, i32.sub(i32.add(i32.mul(get(yy), get(sy)), get(ry)), get(padH))),
+              ifThen(i32.ltU(get(r), get(h)), [
+                set(dstRow, i32.add(get(dx), i32.shl(i32.mul(i32.add(i32.mul(get(pl), get(h)), get(r)), get(w)), i32.c(2)))),
+                forRange(ox, i32.c(0), get(outW), i32.c(1), [
+                  set(x, i32.sub(i32.add(i32.mul(get(ox), get(sx)), get(kx)), get(padW))),
+                  ifThen(i32.ltU(get(x), get(w)), [
+                    set(at, i32.add(get(dstRow), i32.shl(get(x), i32.c(2)))),
+                    f32.store(get(at), f32.add(f32.load(get(at)), f32.load(i32.add(get(s), i32.shl(get(ox), i32.c(2)))))),
+                  ]),
+                ]),
+              ]),
+              set(s, i32.add(get(s), i32.shl(get(outW), i32.c(2)))),
             ]),
           ]),
         ]),

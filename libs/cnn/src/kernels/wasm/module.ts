@@ -454,60 +454,45 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
     ];
   });
 
-  // Strided column expansion (see ./conv.ts): dst[pl][kx][ry][yy][ox] = src[pl][yy·sy + ry − padH][ox·sx + kx − padW],
-  // zero outside the image (the unsigned compares reject negative rows and columns too); then
-  // `slack` zero bytes. Scalar: it moves a few floats per multiply-add the convolution then does.
-  mw.func('expand_strided', Array(13).fill('i32'), [], ([src, dst, planes, h, w, kw, padH, padW, outW, slack, sy, sx, hq], f) => {
-    const [pl, kx, ry, yy, ox, r, x, srcRow, d] = f.localsOf('i32', 9);
+  // Strided column expansion (see ./conv.ts) and its adjoint walk the same elements: expanded
+  // element xe[pl][kx][ry][yy][ox] (at `at`, advancing one row of outW per yy) pairs with image
+  // element img[pl][yy·sy + ry − padH][ox·sx + kx − padW] (at `px`) where that lies inside the h×w
+  // image (the unsigned compares reject negative rows and columns too). `pair` moves one float.
+  const stridedPairs = (f: FuncScope, img: Local, xe: Local, [planes, h, w, kw, padH, padW, outW, sy, sx, hq]: Local[], pair: (at: Code, px: Code) => Code): Code => {
+    const [pl, kx, ry, yy, ox, r, x, row, at] = f.localsOf('i32', 9);
     return [
-      memoryFill(get(dst), i32.c(0), i32.add(i32.shl(i32.mul(i32.mul(i32.mul(get(planes), get(kw)), i32.mul(get(sy), get(hq))), get(outW)), i32.c(2)), get(slack))),
-      set(d, get(dst)),
+      set(at, get(xe)),
       forRange(pl, i32.c(0), get(planes), i32.c(1), [
         forRange(kx, i32.c(0), get(kw), i32.c(1), [
           forRange(ry, i32.c(0), get(sy), i32.c(1), [
             forRange(yy, i32.c(0), get(hq), i32.c(1), [
               set(r, i32.sub(i32.add(i32.mul(get(yy), get(sy)), get(ry)), get(padH))),
               ifThen(i32.ltU(get(r), get(h)), [
-                set(srcRow, i32.add(get(src), i32.shl(i32.mul(i32.add(i32.mul(get(pl), get(h)), get(r)), get(w)), i32.c(2)))),
+                set(row, i32.add(get(img), i32.shl(i32.mul(i32.add(i32.mul(get(pl), get(h)), get(r)), get(w)), i32.c(2)))),
                 forRange(ox, i32.c(0), get(outW), i32.c(1), [
                   set(x, i32.sub(i32.add(i32.mul(get(ox), get(sx)), get(kx)), get(padW))),
-                  ifThen(i32.ltU(get(x), get(w)), f32.store(i32.add(get(d), i32.shl(get(ox), i32.c(2))), f32.load(i32.add(get(srcRow), i32.shl(get(x), i32.c(2)))))),
+                  ifThen(i32.ltU(get(x), get(w)), pair(i32.add(get(at), i32.shl(get(ox), i32.c(2))), i32.add(get(row), i32.shl(get(x), i32.c(2))))),
                 ]),
               ]),
-              set(d, i32.add(get(d), i32.shl(get(outW), i32.c(2)))),
+              set(at, i32.add(get(at), i32.shl(get(outW), i32.c(2)))),
             ]),
           ]),
         ]),
       ]),
     ];
-  });
+  };
+
+  // dst[pl][kx][ry][yy][ox] = src[pl][yy·sy + ry − padH][ox·sx + kx − padW], zero outside the image;
+  // then `slack` zero bytes. Scalar: it moves a few floats per multiply-add the convolution then does.
+  mw.func('expand_strided', Array(13).fill('i32'), [], ([src, dst, planes, h, w, kw, padH, padW, outW, slack, sy, sx, hq], f) => [
+    memoryFill(get(dst), i32.c(0), i32.add(i32.shl(i32.mul(i32.mul(i32.mul(get(planes), get(kw)), i32.mul(get(sy), get(hq))), get(outW)), i32.c(2)), get(slack))),
+    stridedPairs(f, src, dst, [planes, h, w, kw, padH, padW, outW, sy, sx, hq], (at, px) => f32.store(at, f32.load(px))),
+  ]);
 
   // The adjoint of expand_strided, adding each expanded float back onto the image element it was read from.
   mw.func('fold_strided', Array(12).fill('i32'), [], ([xe, dx, planes, h, w, kw, padH, padW, outW, sy, sx, hq], f) => {
-    const [pl, kx, ry, yy, ox, r, x, dstRow, s, at] = f.localsOf('i32', 10);
-    return [
-      set(s, get(xe)),
-      forRange(pl, i32.c(0), get(planes), i32.c(1), [
-        forRange(kx, i32.c(0), get(kw), i32.c(1), [
-          forRange(ry, i32.c(0), get(sy), i32.c(1), [
-            forRange(yy, i32.c(0), get(hq), i32.c(1), [
-              set(r, i32.sub(i32.add(i32.mul(get(yy), get(sy)), get(ry)), get(padH))),
-              ifThen(i32.ltU(get(r), get(h)), [
-                set(dstRow, i32.add(get(dx), i32.shl(i32.mul(i32.add(i32.mul(get(pl), get(h)), get(r)), get(w)), i32.c(2)))),
-                forRange(ox, i32.c(0), get(outW), i32.c(1), [
-                  set(x, i32.sub(i32.add(i32.mul(get(ox), get(sx)), get(kx)), get(padW))),
-                  ifThen(i32.ltU(get(x), get(w)), [
-                    set(at, i32.add(get(dstRow), i32.shl(get(x), i32.c(2)))),
-                    f32.store(get(at), f32.add(f32.load(get(at)), f32.load(i32.add(get(s), i32.shl(get(ox), i32.c(2)))))),
-                  ]),
-                ]),
-              ]),
-              set(s, i32.add(get(s), i32.shl(get(outW), i32.c(2)))),
-            ]),
-          ]),
-        ]),
-      ]),
-    ];
+    const p = f.local('i32');
+    return stridedPairs(f, dx, xe, [planes, h, w, kw, padH, padW, outW, sy, sx, hq], (at, px) => [set(p, px), f32.store(get(p), f32.add(f32.load(get(p)), f32.load(at)))]);
   });
 
   // col2im: dx[c][y][x] += col[(c·kh + i)·kw + j][oy·outW + ox] where y = oy + i − padH and

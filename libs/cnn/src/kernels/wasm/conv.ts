@@ -1,8 +1,7 @@
 // Undilated convolutions on the WebAssembly SIMD kernels: the fast path behind conv2dForward /
-// conv2dBackwardInput / conv2dBackwardWeight (../conv.ts), for any stride in the forward and
-// weight-gradient passes and stride 1 in the input gradient and the fused conv + ReLU layers.
-// Other geometries return false and take the im2col path (whose GEMM is also WebAssembly, see
-// ./gemm.ts).
+// conv2dBackwardInput / conv2dBackwardWeight (../conv.ts), for any stride (the input gradient of
+// a strided one where `scatterSafe`), and stride 1 in the fused conv + ReLU layers. Other
+// geometries return false and take the im2col path (whose GEMM is also WebAssembly, see ./gemm.ts).
 //
 // "Column-expanded" input instead of im2col: for every filter column kx the zero-padded input is
 // stored shifted left by kx and cut to the output width,
@@ -20,7 +19,7 @@
 //   backward-weight: dW[co][tap] += Σ_p dY[co][p] · xe[off(tap) + p], over chunks of samples
 // With strides sy, sx the expansion also splits each plane's rows by their phase modulo sy:
 //   xe[c][kx][ry][yy][ox] = xpad[c][yy·sy + ry][ox·sx + kx]   (ry < sy, yy < hq = outH + ⌊(kh−1)/sy⌋),
-// still kw·Hp·outW/sx floats per channel, and tap (c, ky, kx) of output row oy reads row
+// still about kw·Hp·outW floats per channel, and tap (c, ky, kx) of output row oy reads row
 // oy + ⌊ky/sy⌋ of plane (c, kx, ky mod sy): off(c, ky, kx) = (((c·kw + kx)·sy + ky mod sy)·hq + ⌊ky/sy⌋)·outW,
 // again linear in p, so the same micro-kernels run. (Stride 1 is the layout above: sy = 1, hq = Hp.)
 
@@ -55,12 +54,12 @@ function wgradFor(k: WasmKernels, rows: number): WasmKernels['fn']['conv_wgrad']
   return rows % main.wmr !== 0 && rows % alt.wmr === 0 ? k.fn.conv_wgrad_alt : k.fn.conv_wgrad;
 }
 
-/** The geometries the input gradient and the fused conv + ReLU layers handle: stride 1, no dilation. */
+/** Stride 1, no dilation: the fused conv + ReLU layers, and the input gradient's flipped and column paths. */
 function supported(d: Conv2dDims): boolean {
   return d.strideH === 1 && d.strideW === 1 && d.dilH === 1 && d.dilW === 1;
 }
 
-/** The geometries the forward and weight-gradient passes handle: any stride, no dilation. */
+/** Any stride, no dilation: the forward and weight-gradient passes, and the input gradient where `scatterSafe`. */
 function supportedStrided(d: Conv2dDims): boolean {
   return d.dilH === 1 && d.dilW === 1;
 }

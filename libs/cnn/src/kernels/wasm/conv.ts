@@ -80,11 +80,17 @@ function expansion(d: Pick<Conv2dDims, 'kh' | 'kw' | 'strideH' | 'strideW' | 'ou
   return { sy, sx: d.strideW, hq, plane: d.kw * sy * hq * d.outW };
 }
 
-/** Byte offsets of every filter tap (channel, ky, kx) into a column-expanded sample. */
-function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, e: Expansion, outW: number): void {
+/** Float offsets of every filter tap (channel, ky, kx), in tap order, into a column-expanded sample. */
+function tapOffsets(channels: number, kh: number, kw: number, e: Expansion, outW: number): number[] {
   const { sy, hq } = e;
-  let t = at >> 2;
-  for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) k.i32[t++] = 4 * (((c * kw + j) * sy + (i % sy)) * hq + Math.floor(i / sy)) * outW;
+  const off: number[] = [];
+  for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) off.push((((c * kw + j) * sy + (i % sy)) * hq + Math.floor(i / sy)) * outW);
+  return off;
+}
+
+/** The taps' byte offsets (`tapOffsets`), written at `at` for the kernels. */
+function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, e: Expansion, outW: number): void {
+  tapOffsets(channels, kh, kw, e, outW).forEach((o, t) => (k.i32[(at >> 2) + t] = 4 * o));
 }
 
 /** Expands `planes` input planes at `src` into `dst` (then `slack` zero bytes): `expand`, or `expand_strided` for a strided convolution. */
@@ -303,10 +309,7 @@ function backwardInputCore(kern: WasmKernels, gAt: number, w: Float32Array, grad
 function scatterSafe(kern: WasmKernels, d: Conv2dDims): boolean {
   const { mr: MR, nv } = kern.shape.main;
   const NR = 4 * nv;
-  const e = expansion(d);
-  const cInG = d.cIn / d.groups;
-  const off: number[] = [];
-  for (let c = 0; c < cInG; c++) for (let i = 0; i < d.kh; i++) for (let j = 0; j < d.kw; j++) off.push((((c * d.kw + j) * e.sy + (i % e.sy)) * e.hq + Math.floor(i / e.sy)) * d.outW);
+  const off = tapOffsets(d.cIn / d.groups, d.kh, d.kw, expansion(d), d.outW);
   for (let p0 = 0; p0 < off.length; p0 += MR) {
     for (let a = p0; a < Math.min(off.length, p0 + MR); a++) for (let b = a + 1; b < Math.min(off.length, p0 + MR); b++) if (Math.abs(off[a] - off[b]) < NR) return false;
   }

@@ -11,6 +11,8 @@ export type LocalThreadRequest = LocalShardsRequest | { readonly type: 'release'
 export type LocalThreadReply = { readonly done: readonly ClaimedShard[] } | { readonly released: string };
 
 const index = threadIndex();
+/** How long a thread waits for its next shards blocked rather than in its event loop (see `serveThread`). */
+const PARK_MS = 20;
 const computers = new Map<string, ShardComputer>();
 
 serveThread<LocalThreadRequest, LocalThreadReply>(
@@ -27,6 +29,9 @@ serveThread<LocalThreadRequest, LocalThreadReply>(
     return { done: claimShards(computer, req, `thread-${index ?? '?'}`) };
   },
   {
+    // A step's next shards follow its reduction and optimizer step within milliseconds (longer
+    // only for big models or at the end of an epoch): wait for them off the event loop.
+    parkMs: PARK_MS,
     // Move the gradients and buffers to the main thread instead of copying them.
     transferOf: (reply) =>
       'done' in reply

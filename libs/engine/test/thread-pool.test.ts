@@ -48,3 +48,56 @@ describe('ThreadPool', () => {
     await expect(single.run({ op: 'whoami' })).rejects.toThrow(/closed/);
   });
 });
+
+describe('ThreadPool: blocked waits (parked threads, waitReply)', () => {
+  // Parked for up to a minute after each reply: longer than any test here, so every request after
+  // the first is taken off the port by a parked thread.
+  const pool = new ThreadPool<any, any>({ entry, size: 1, data: { tag: 'p', parkMs: 60_000 }, spinMs: 0.5 });
+  afterAll(() => pool.close());
+
+  it('a parked thread answers requests in order, from synchronous and asynchronous handlers', async () => {
+    expect((await pool.runOn(0, { op: 'echo', value: -1 })).value).toBe(-1);
+    const before = (await pool.runOn(0, { op: 'whoami' })).served;
+    const values: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      values.push((await pool.runOn(0, { op: 'echo', value: i })).value);
+      if (i % 5 === 0) expect((await pool.runOn(0, { op: 'sleep', ms: 5 })).slept).toBe(5);
+      // Gaps longer than the spin: the thread sleeps on the counter before the next request.
+      if (i % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    expect(values).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    // A burst queued at once, an asynchronous request in the middle: answered in order.
+    const burst = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => (i === 2 ? pool.runOn(0, { op: 'sleep', ms: 10 }) : pool.runOn(0, { op: 'whoami' }))));
+    expect(burst.map((r) => r.served ?? 'sleep')).toEqual([before + 25, before + 26, 'sleep', before + 28, before + 29, before + 30]);
+    const err = await pool.runOn(0, { op: 'throw' }).catch((e: unknown) => e);
+    expect((err as ThreadError).remoteName).toBe('RangeError');
+    expect((await pool.runOn(0, { op: 'echo', value: 7 })).value).toBe(7);
+  });
+
+  it('waitReply handles the reply where it blocks, without a turn of the event loop', async () => {
+    await pool.runOn(0, { op: 'whoami' });
+    expect(pool.waitReply(0, 1000)).toBe(true); // nothing in flight
+    const reply = pool.runOn(0, { op: 'busy', ms: 30 });
+    let answer: { busy: number } | undefined;
+    void reply.then((r) => (answer = r));
+    expect(pool.waitReply(0, 10_000)).toBe(true);
+    // Microtasks only, no event: a reply left to the event loop would still be on its way.
+    for (let i = 0; i < 5; i++) await null;
+    expect(answer?.busy).toBe(30);
+  });
+
+  it('waitReply gives up after its timeout; the reply then arrives as an event', async () => {
+    await pool.runOn(0, { op: 'whoami' });
+    const reply = pool.runOn(0, { op: 'busy', ms: 300 });
+    expect(pool.waitReply(0, 20)).toBe(false);
+    expect((await reply).busy).toBe(300);
+  });
+
+  it('close terminates a parked thread', async () => {
+    const parked = new ThreadPool<any, any>({ entry, size: 1, data: { tag: 'q', parkMs: 600_000 }, spinMs: 0 });
+    expect((await parked.run({ op: 'echo', value: 1 })).value).toBe(1);
+    // The thread now blocks in Atomics.wait for ten minutes; terminating it must not wait for that.
+    await parked.close();
+    await expect(parked.run({ op: 'whoami' })).rejects.toThrow(/closed/);
+  });
+});

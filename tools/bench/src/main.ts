@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kernelBackend } from '@stride/cnn';
 import { type FmaKernelFigure, type KernelFigure, benchKernels, benchKernelsFma, enableFmaKernels, formatFmaKernels } from './kernels.ts';
-import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, median } from './stats.ts';
+import { type Machine, PEAK_GFLOPS_PER_CORE, cpuLabel, describeMachine, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, median, pairedRatios } from './stats.ts';
 import { type TorchRun, runTorch, torchUnavailable } from './torch.ts';
 import { type DistributedReport, benchDistributed, formatDistributed } from './distributed.ts';
 import { type IndependentRun, benchIndependent, formatIndependent } from './independent.ts';
@@ -257,9 +257,20 @@ function printTable(r: Report): void {
       if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
     });
   }
+  if (!opts['no-training'] && r.training.torch1.length > 0) {
+    const m = (runs: { median: number }[]): number[] => runs.map((x) => x.median);
+    console.log(
+      `\nstride / pytorch per repetition: training 1 thread ${pairedRatios(m(r.training.stride1), m(r.training.torch1))}; ` +
+        `${THREADS} threads ${pairedRatios(m(r.training.stride2), m(r.training.torch2))}; inference 1 thread ${pairedRatios(m(r.inference.stride1), m(r.inference.torch1))}`,
+    );
+  }
   if (r.training.independent.length > 0) console.log(`\n${formatIndependent(r.training.independent, s.train1, s.train2).join('\n')}`);
   const b = r.training.stride2[0]?.breakdown;
-  if (b) console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
+  if (b) {
+    console.log(`\n${THREADS}-thread step (ms, median): step ${f(b.stepMs, 2)} = publish ${f(b.publishMs, 2)} + compute ${f(b.computeMs, 2)} + transfer ${f(b.transferMs, 2)} + reduce ${f(b.reduceMs, 2)} + optimizer ${f(b.optimizerMs, 2)}`);
+    // Throughput counts every step, the slow ones too; the gap to the median step is their cost.
+    console.log(`  mean step at the median images/s above: ${f((TRAIN_BATCH * 1000) / s.train2, 2)} ms (above the median step: the slow steps, and the bookkeeping between steps)`);
+  }
   if (r.kernels) {
     console.log(`\nkernels, GFLOP/s per core (CPU time), peak ${peak} (${peakSource}):`);
     const w = Math.max(...r.kernels.map((k) => k.name.length));

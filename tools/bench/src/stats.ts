@@ -10,6 +10,21 @@ export function median(values: readonly number[]): number {
 }
 
 /**
+ * `ours[i] / theirs[i]` for each repetition both have, formatted with two decimals and joined by
+ * commas ('-' where a figure is missing or not finite). On a shared machine the spread of these
+ * paired ratios says how far the ratio of the medians can be trusted.
+ */
+export function pairedRatios(ours: readonly number[], theirs: readonly number[]): string {
+  const n = Math.min(ours.length, theirs.length);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = ours[i] / theirs[i];
+    out.push(Number.isFinite(r) && r > 0 ? r.toFixed(2) : '-');
+  }
+  return out.join(', ');
+}
+
+/**
  * Best-of-`reps` rate of `fn`: each rep runs it for about `ms` milliseconds of wall time and
  * returns work / CPU second of this process (less disturbed than wall time by other processes on
  * a shared machine; the functions measured here are single-threaded).

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cpuLabel, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, parseCpuInfo, type Machine } from '../src/stats.ts';
+import { cpuLabel, estimatedPeakGflops, flopsPerCycle, isReferenceCpu, pairedRatios, parseCpuInfo, type Machine } from '../src/stats.ts';
 
 /** The fields of one processor of /proc/cpuinfo that the bench reads, as the kernel prints them. */
 function cpuinfo(family: number, model: number, mhz: string, flags: string): string {
@@ -47,5 +47,14 @@ describe('the bench machine description', () => {
     const here = parseCpuInfo(text);
     expect(here.cpuModel).not.toBe('unknown');
     if (/^cpu family/m.test(text) && /^cpu MHz/m.test(text)) expect(here.cpu?.mhz).toBeGreaterThan(0);
+  });
+});
+
+describe('pairedRatios', () => {
+  it('divides repetition by repetition, over the repetitions both sides have, and marks missing figures', () => {
+    expect(pairedRatios([10, 12, 9], [10, 15, 12])).toBe('1.00, 0.80, 0.75');
+    expect(pairedRatios([10, 12, 9], [20])).toBe('0.50');
+    expect(pairedRatios([10, NaN], [5, 4])).toBe('2.00, -');
+    expect(pairedRatios([], [])).toBe('');
   });
 });

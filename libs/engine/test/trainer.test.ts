@@ -207,6 +207,31 @@ describe('LocalExecutor', () => {
     expect(r.paramsSha256).toBe(want);
   });
 
+  it('a thread that dies while the computing caller waits blocked for its reply: its shard is computed again', async () => {
+    const spec = { ...tinySpec, steps: 4, evalEvery: 4 };
+    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    const ex = new LocalExecutor({ threads: 2, callerComputes: true });
+    executors.push(ex);
+    const threads = (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+    const first = threads[0].worker;
+    let killed = 0;
+    const dying: Executor = {
+      publishParams: (job, version, state) => ex.publishParams(job, version, state),
+      releaseJob: (jobId) => ex.releaseJob(jobId),
+      close: () => ex.close(),
+      runShards(job, tasks, signal) {
+        // Step 2: the thread is on its way out when the call is posted; the caller computes its
+        // shard, waits for a reply that never comes, then the thread's shard runs on its replacement.
+        if (tasks[0].kind === 'train' && tasks[0].step === 2) void threads[0].worker.terminate().then(() => killed++);
+        return ex.runShards(job, tasks, signal);
+      },
+    };
+    const r = await train(spec, { executor: dying, dataDir, jobId: 'dying-caller' });
+    expect(killed).toBe(1);
+    expect(threads[0].worker).not.toBe(first); // replaced by the pool
+    expect(r.paramsSha256).toBe(want);
+  });
+
   it("gives the same bytes with 1 and 2 threads as the inline executor, in 'exact' and in 'fma' numerics", async () => {
     const spec = { ...tinySpec, steps: 6, evalEvery: 6 };
     const exact = await train(spec, { executor: inline, dataDir, jobId: 'inline' });

@@ -5,6 +5,8 @@
 // bit as the two ops, and whole zoo models built with it; spent gradient buffers reused safely.
 import { describe, expect, it } from 'vitest';
 import { add, batchNorm2d, batchNorm2dRelu, buildModel, concat, createRng, crossEntropy, fromData, getZooSpec, leakyRelu, mul, relu, reshape, segmentationLoss, sum, Tensor, type Model } from '../src/index.ts';
+import { xentGradWasm } from '../src/kernels/wasm/softmax.ts';
+import { crossEntropyGrad } from '../src/ops/loss.ts';
 import { bits, maxRelDiff, onJs, restoreKernelsAfterEach } from './kernel-helpers.ts';
 
 type Rng = ReturnType<typeof createRng>;
@@ -112,6 +114,38 @@ describe('batchNorm2d on the WebAssembly kernels against the JS loops', () => {
     const fast = batchNorm2d(x, null, null, { training: true });
     const js = onJs(() => batchNorm2d(x, null, null, { training: true }));
     expect(maxRelDiff(fast.data, js.data)).toBeLessThan(1e-4);
+  });
+});
+
+describe('the cross-entropy logit gradient on the WebAssembly kernels: bit-identical to the JS loop', () => {
+  const special = [NaN, -0, 0, Infinity, -Infinity, 1e-38, 3.4e38, -3.4e38];
+  for (const [n, c, inner] of [
+    [1, 2, 4],
+    [2, 11, 96 * 96],
+    [3, 5, 12],
+    [1, 3, 36],
+  ] as const) {
+    it(`[${n}, ${c}, ${inner}]: gz += w·(prob − onehot), special values included`, () => {
+      const rng = createRng(n * 1000 + c * 10 + inner);
+      const size = n * c * inner;
+      const rows = n * inner;
+      const pick = (scale: number): number => (rng.next() < 0.02 ? special[rng.int(special.length)] : rng.next() * scale);
+      const prob = Float32Array.from({ length: size }, () => pick(1));
+      const start = Float32Array.from({ length: size }, () => pick(4) - 2);
+      const w = Float64Array.from({ length: rows }, () => (rng.next() < 0.01 ? special[rng.int(special.length)] : rng.next() * 3 - 1));
+      const labels = Int32Array.from({ length: rows }, () => rng.int(c + 1) - (rng.next() < 0.01 ? 1 : 0)); // a few out of range: no class matches
+      const fast = start.slice();
+      expect(xentGradWasm(fast, prob, w, labels, n, c, inner)).toBe(true);
+      const js = start.slice();
+      crossEntropyGrad(js, prob, w, labels, n, c, inner);
+      expect(bits(fast)).toEqual(bits(js));
+    });
+  }
+
+  it('declines positions per sample that are not a multiple of 4 (the JS loop runs), leaving the gradient alone', () => {
+    const gz = new Float32Array(2 * 3 * 6).fill(1);
+    expect(xentGradWasm(gz, new Float32Array(36), new Float64Array(12), new Int32Array(12), 2, 3, 6)).toBe(false);
+    expect(Array.from(new Set(gz))).toEqual([1]);
   });
 });
 

@@ -3,7 +3,7 @@
 
 import { assert, assertRange, fmt } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
-import { softmaxWasm } from '../kernels/wasm/softmax.ts';
+import { softmaxWasm, xentGradWasm } from '../kernels/wasm/softmax.ts';
 import { sigmoidScalar } from './elementwise.ts';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -45,11 +45,13 @@ export function crossEntropy(logits: Tensor, labelsIn: ArrayLike<number>, opts: 
   const sum = new Float64Array(rows);
   if (!softmaxWasm(z, prob, n, c, inner, max, sum)) softmaxRows(z, prob, n, c, inner, max, sum);
   const losses = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const y = labels[r];
-    if (!(y >= 0 && y < c && y === labelsIn[r])) assertRange(false, () => `${op}: label ${labelsIn[r]} at index ${r} is not a class in [0, ${c})`);
-    const b = Math.floor(r / inner);
-    losses[r] = -Math.fround(z[(b * c + y) * inner + (r - b * inner)] - (max[r] + Math.log(sum[r])));
+  for (let b = 0, r = 0; b < n; b++) {
+    const z0 = b * c * inner;
+    for (let i = 0; i < inner; i++, r++) {
+      const y = labels[r];
+      if (!(y >= 0 && y < c && y === labelsIn[r])) assertRange(false, () => `${op}: label ${labelsIn[r]} at index ${r} is not a class in [0, ${c})`);
+      losses[r] = -Math.fround(z[z0 + y * inner + i] - (max[r] + Math.log(sum[r])));
+    }
   }
   const { out, weight } = reduceLoss(op, losses, labelShape, opts.reduction ?? 'mean');
   if (tracking(logits)) {
@@ -58,16 +60,21 @@ export function crossEntropy(logits: Tensor, labelsIn: ArrayLike<number>, opts: 
       const gz = logits.gradSink();
       const w = new Float64Array(rows);
       for (let r = 0; r < rows; r++) w[r] = weight(g, r);
-      for (let b = 0; b < n; b++) {
-        const r0 = b * inner;
-        for (let k = 0; k < c; k++) {
-          const e0 = (b * c + k) * inner;
-          for (let i = 0; i < inner; i++) gz[e0 + i] += w[r0 + i] * (prob[e0 + i] - (k === labels[r0 + i] ? 1 : 0));
-        }
-      }
+      if (!xentGradWasm(gz, prob, w, labels, n, c, inner)) crossEntropyGrad(gz, prob, w, labels, n, c, inner);
     });
   }
   return out;
+}
+
+/** gz[b][k][i] += w[b·inner + i]·(prob[b][k][i] − [k = labels[b·inner + i]]): the logit gradient of `crossEntropy`. */
+export function crossEntropyGrad(gz: Float32Array, prob: Float32Array, w: Float64Array, labels: Int32Array, n: number, c: number, inner: number): void {
+  for (let b = 0; b < n; b++) {
+    const r0 = b * inner;
+    for (let k = 0; k < c; k++) {
+      const e0 = (b * c + k) * inner;
+      for (let i = 0; i < inner; i++) gz[e0 + i] += w[r0 + i] * (prob[e0 + i] - (k === labels[r0 + i] ? 1 : 0));
+    }
+  }
 }
 
 /**

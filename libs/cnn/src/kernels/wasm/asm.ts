@@ -138,6 +138,8 @@ export const f32x4 = {
 export const i32x4 = {
   splat: (v: Code): Code => [v, simd(0x11)],
   add: (a: Code, b: Code): Code => [a, b, simd(0xae)],
+  /** Lane masks: all ones where a = b. */
+  eq: (a: Code, b: Code): Code => [a, b, simd(0x37)],
   /** Four i32 lanes from constants. */
   c: (l0: number, l1: number, l2: number, l3: number): Code => {
     const b = new Uint8Array(16);

@@ -184,6 +184,11 @@ export interface KernelExports {
    * prob = f32(exp(z − max) / sum).
    */
   softmax_xent(z: number, prob: number, ex: number, c: number, inner: number, mx: number, sm: number): void;
+  /**
+   * The cross-entropy's logit gradient over positions, inner a multiple of 4:
+   * gz[b][k][i] = f32(gz + w[b][i]·(prob − [k = labels[b][i]])) in float64 (w f64, labels i32).
+   */
+  xent_grad(prob: number, w: number, labels: number, gz: number, n: number, c: number, inner: number): void;
 }
 
 /** Options of `buildKernelModule`. */
@@ -905,6 +910,40 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
           f32.store(get(a), f32x4.extractLane(get(v), 1), 4),
           next(),
         ]),
+      ]),
+    ];
+  });
+  // The cross-entropy's logit gradient (the JS loop of ops/loss.ts, the same float64 operations in
+  // the same order and one rounding to f32): gz += w·(prob − onehot), four positions at a time, the
+  // label comparison widened to a 0.0 / 1.0 per f64 lane.
+  const LOW_MASK = [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7];
+  const HIGH_MASK = [8, 9, 10, 11, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15];
+  mw.func('xent_grad', Array(7).fill('i32'), [], ([prob, w, labels, gz, n, c, inner], f) => {
+    const [b, k, o, row, pe, ge, we, le] = f.localsOf('i32', 8);
+    const [pv, gv, lv, kv, one] = f.localsOf('v128', 5);
+    const half = (take: (v: Code) => Code, mask: readonly number[], wOffset: number): Code =>
+      f64x2.add(take(get(gv)), f64x2.mul(v128.load(i32.add(get(we), i32.shl(get(o), i32.c(1))), wOffset), f64x2.sub(take(get(pv)), bits.and(bits.shuffle(get(lv), get(lv), mask), get(one)))));
+    return [
+      set(one, f64x2.splat(f64.c(1))),
+      set(row, i32.shl(get(inner), i32.c(2))),
+      set(pe, get(prob)),
+      set(ge, get(gz)),
+      set(we, get(w)),
+      set(le, get(labels)),
+      forRange(b, i32.c(0), get(n), i32.c(1), [
+        forRange(k, i32.c(0), get(c), i32.c(1), [
+          set(kv, i32x4.splat(get(k))),
+          forRange(o, i32.c(0), get(row), i32.c(16), [
+            set(pv, v128.load(i32.add(get(pe), get(o)))),
+            set(gv, v128.load(i32.add(get(ge), get(o)))),
+            set(lv, i32x4.eq(v128.load(i32.add(get(le), get(o))), get(kv))),
+            v128.store(i32.add(get(ge), get(o)), join(half(lo, LOW_MASK, 0), half(hi, HIGH_MASK, 16))),
+          ]),
+          set(pe, i32.add(get(pe), get(row))),
+          set(ge, i32.add(get(ge), get(row))),
+        ]),
+        set(we, i32.add(get(we), i32.shl(get(row), i32.c(1)))),
+        set(le, i32.add(get(le), get(row))),
       ]),
     ];
   });

@@ -12,6 +12,7 @@
 // after `loss.backward()` every `model.params[i].grad` holds the gradient with no copy.
 
 import { assert, fmt } from './assert.ts';
+import { addIntoWasm } from './kernels/wasm/elementwise.ts';
 import { type ProfileTag, activeProfiler, profileTag } from './profile.ts';
 import type { Param } from './types.ts';
 
@@ -150,7 +151,7 @@ export class Tensor {
       return;
     }
     const sink = this.gradSink();
-    for (let i = 0; i < g.length; i++) sink[i] += g[i];
+    if (!addIntoWasm(sink, g)) for (let i = 0; i < g.length; i++) sink[i] += g[i];
   }
 
   /** Attaches a graph edge; used by ops through `record`. */

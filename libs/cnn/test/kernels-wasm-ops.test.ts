@@ -117,6 +117,50 @@ describe('batchNorm2d on the WebAssembly kernels against the JS loops', () => {
   });
 });
 
+describe('sums on the WebAssembly kernels (add, gradient accumulation, concat): bit-identical to the JS loops', () => {
+  const special = [NaN, -0, 0, Infinity, -Infinity, 1e-38, -1e-45, 3.4e38, -3.4e38];
+  const rng = createRng(77);
+  const tricky = (n: number): Float32Array => Float32Array.from({ length: n }, () => (rng.next() < 0.05 ? special[rng.int(special.length)] : (rng.next() * 2 - 1) * 10 ** rng.int(6)));
+
+  for (const n of [5, 1023, 1024, 4099, 40000]) {
+    it(`add of ${n} elements: values, and both gradients accumulated onto existing ones`, () => {
+      const a = new Tensor(tricky(n), [n], { requiresGrad: true });
+      const b = new Tensor(tricky(n), [n], { requiresGrad: true });
+      const g = tricky(n);
+      const startA = tricky(n);
+      const startB = tricky(n);
+      const run = (): { y: Float32Array; ga: Float32Array; gb: Float32Array } => {
+        a.grad = new Tensor(startA.slice(), [n]);
+        b.grad = new Tensor(startB.slice(), [n]);
+        // Onto existing gradients: a's is accumulated by the sum's backward, b's by takeGrad's fallback.
+        const y = add(a, b);
+        y.backward(fromData(g, [n]));
+        return { y: y.data, ga: a.grad.data.slice(), gb: b.grad.data.slice() };
+      };
+      const fast = run();
+      const js = onJs(run);
+      expect(bits(fast.y)).toEqual(bits(js.y));
+      expect(bits(fast.ga)).toEqual(bits(js.ga));
+      expect(bits(fast.gb)).toEqual(bits(js.gb));
+    });
+  }
+
+  it('concat along channels: each input gradient accumulated from its block of the output gradient', () => {
+    const [n, h, w] = [2, 20, 24];
+    const parts = [3, 5, 1].map((c) => new Tensor(tricky(n * c * h * w), [n, c, h, w], { requiresGrad: true }));
+    const g = tricky(n * 9 * h * w);
+    const starts = parts.map((p) => tricky(p.numel));
+    const run = (): Float32Array[] => {
+      parts.forEach((p, i) => (p.grad = new Tensor(starts[i].slice(), p.shape)));
+      concat(parts, 1).backward(fromData(g, [n, 9, h, w]));
+      return parts.map((p) => p.grad!.data.slice());
+    };
+    const fast = run();
+    const js = onJs(run);
+    fast.forEach((f, i) => expect(bits(f)).toEqual(bits(js[i])));
+  });
+});
+
 describe('the cross-entropy logit gradient on the WebAssembly kernels: bit-identical to the JS loop', () => {
   const special = [NaN, -0, 0, Infinity, -Infinity, 1e-38, 3.4e38, -3.4e38];
   for (const [n, c, inner] of [

@@ -3,7 +3,7 @@
 import { assert, assertRange, fmt } from '../assert.ts';
 import type { Rng } from '../rng.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
-import { leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
+import { addIntoWasm, addWasm, leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
 
 /** Applies `f` element-wise; backward multiplies by `df(x, y)` (y = f(x)). */
 function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) => number): Tensor {
@@ -144,8 +144,9 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   if (sameShape(a, b)) {
     // Fast path: no index maps.
     const data = new Float32Array(A.length);
-    if (kind === 0) for (let i = 0; i < A.length; i++) data[i] = A[i] + B[i];
-    else if (kind === 1) for (let i = 0; i < A.length; i++) data[i] = A[i] - B[i];
+    if (kind === 0) {
+      if (!addWasm(A, B, data)) for (let i = 0; i < A.length; i++) data[i] = A[i] + B[i];
+    } else if (kind === 1) for (let i = 0; i < A.length; i++) data[i] = A[i] - B[i];
     else for (let i = 0; i < A.length; i++) data[i] = A[i] * B[i];
     const out = result(data, a.shape);
     if (tracking(a, b)) {
@@ -153,7 +154,7 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
         if (a.requiresGrad) {
           const ga = a.gradSink();
           if (kind === 2) for (let i = 0; i < g.length; i++) ga[i] += g[i] * B[i];
-          else for (let i = 0; i < g.length; i++) ga[i] += g[i];
+          else if (!addIntoWasm(ga, g)) for (let i = 0; i < g.length; i++) ga[i] += g[i];
         }
         // For a sum, b's gradient is g itself: b takes the buffer (read above, nothing else uses it).
         if (b.requiresGrad && kind === 0) b.takeGrad(g);

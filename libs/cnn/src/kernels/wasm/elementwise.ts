@@ -1,11 +1,13 @@
-// ReLU, 2×2 pooling and the bias gradient on the WebAssembly SIMD kernels: the fast paths behind
-// the JS loops of ops/elementwise.ts (rectify), kernels/pool.ts (maxPool2dForward/Backward) and
-// kernels/conv.ts (conv2dBackwardBias). Scalar JS loops over large typed arrays with data-
-// dependent branches run several nanoseconds per element; a copy into the kernels' memory, a
-// branch-free vector loop and a copy back cost a fraction of that. Each returns false when it
-// does not apply, and the caller runs its JS loop. ReLU and pooling give bit-identical results to
-// the JS loops (they only select values, or add in the same order); the bias gradient sums in
-// another order (float64 both).
+// Element-wise sums, ReLU, 2×2 pooling and the bias gradient on the WebAssembly SIMD kernels: the
+// fast paths behind the JS loops of ops/elementwise.ts (add, rectify), gradient accumulation
+// (Tensor.takeGrad, concat), kernels/pool.ts (maxPool2dForward/Backward) and kernels/conv.ts
+// (conv2dBackwardBias). Scalar JS loops over large typed arrays with data-
+// dependent branches run several nanoseconds per element, and even branch-free ones 2–6 over arrays
+// larger than the caches; a copy into the kernels' memory, a vector loop and a copy back cost a
+// fraction of that. Each returns false when it does not apply, and the caller runs its JS loop.
+// Sums, ReLU and pooling give bit-identical results to the JS loops (they only select values, or
+// add in the same order: a float32 sum is the float64 sum of two floats rounded once); the bias
+// gradient sums in another order (float64 both).
 
 import type { Pool2dDims } from '../pool.ts';
 import { beginLayout, inChunks, region, reserve, wasmKernels } from './runtime.ts';
@@ -16,6 +18,26 @@ function head(a: Float32Array, n: number): Float32Array {
 
 function head32(a: Int32Array, n: number): Int32Array {
   return a.length === n ? a : a.subarray(0, n);
+}
+
+/**
+ * Below this many elements the JS loops run: copying into the kernels' memory and back costs more
+ * than it saves on small arrays.
+ */
+const ADD_MIN = 1024;
+
+/** out[i] = a[i] + b[i] (float32) for i < out.length; the same bytes as the JS loop. */
+export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): boolean {
+  const n = out.length;
+  if (n < ADD_MIN) return false;
+  return inChunks([head(a, n), head(b, n), out], [false, false, true], (kern, [aAt, bAt, oAt], m) => kern.fn.add_f32(aAt, bAt, oAt, m));
+}
+
+/** sink[i] += g[i] (float32) for i < sink.length; the same bytes as the JS loop. */
+export function addIntoWasm(sink: Float32Array, g: Float32Array): boolean {
+  const n = sink.length;
+  if (n < ADD_MIN) return false;
+  return inChunks([sink, head(g, n)], [true, false], (kern, [sAt, gAt], m) => kern.fn.add_f32(sAt, gAt, sAt, m));
 }
 
 /** out[i] = x[i] > 0 ? x[i] : 0 for i < out.length. */

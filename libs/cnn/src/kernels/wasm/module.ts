@@ -123,6 +123,8 @@ export interface KernelExports {
   pack(src: number, oStride: number, qStride: number, outer: number, inner: number, width: number, dst: number): void;
   /** Zeroes `bytes` bytes at dst. */
   zero(dst: number, bytes: number): void;
+  /** dst = a + b (float32), over ⌈count/4⌉ whole vectors; dst may be a or b. */
+  add_f32(a: number, b: number, dst: number, count: number): void;
   /** dst = max(src, 0) as `x > 0 ? x : 0`, over ⌈count/4⌉ whole vectors. */
   relu_fwd(src: number, dst: number, count: number): void;
   /** gx += x > 0 ? g : g·0, over ⌈count/4⌉ whole vectors. */
@@ -577,6 +579,15 @@ export function buildKernelModule(shape: KernelShape = DEFAULT_SHAPE, options: K
 
   // ReLU on whole vectors (the caller's regions are padded to a multiple of 4 floats). A compare
   // mask rather than max(x, 0): NaN maps to 0 and −0 to +0, exactly like `x > 0 ? x : 0`.
+  // dst = a + b in float32 (the JS loops' float64 sum of two floats rounded once is this sum).
+  mw.func('add_f32', ['i32', 'i32', 'i32', 'i32'], [], ([a, b, dst, count], f) => {
+    const [o, end] = f.localsOf('i32', 2);
+    return [
+      set(end, i32.shl(get(count), i32.c(2))),
+      forRange(o, i32.c(0), get(end), i32.c(16), [v128.store(i32.add(get(dst), get(o)), f32x4.add(v128.load(i32.add(get(a), get(o))), v128.load(i32.add(get(b), get(o)))))]),
+    ];
+  });
+
   mw.func('relu_fwd', ['i32', 'i32', 'i32'], [], ([src, dst, count], f) => {
     const [i, end] = f.localsOf('i32', 2);
     const v = f.local('v128');

@@ -183,25 +183,37 @@ describe('LocalExecutor', () => {
     await Promise.all(executors.map((e) => e.close()));
   });
 
+  /** The pool's threads of a LocalExecutor, to kill (private: no public way to make a thread die on cue). */
+  function poolThreads(ex: LocalExecutor): { worker: { terminate(): Promise<number> } }[] {
+    return (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+  }
+
+  /** `ex` with `kill(tasks, when)` called just before each runShards call and just after it returned its promise. */
+  function withKills(ex: LocalExecutor, kill: (tasks: readonly ShardTask[], when: 'before' | 'after') => void): Executor {
+    return {
+      publishParams: (job, version, state) => ex.publishParams(job, version, state),
+      releaseJob: (jobId) => ex.releaseJob(jobId),
+      close: () => ex.close(),
+      runShards(job, tasks, signal) {
+        kill(tasks, 'before');
+        const running = ex.runShards(job, tasks, signal);
+        kill(tasks, 'after');
+        return running;
+      },
+    };
+  }
+
   it('computes again, on fresh threads, the shards of threads that die mid-call', async () => {
     const spec = { ...tinySpec, steps: 4, evalEvery: 4 };
     const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
     const ex = new LocalExecutor({ threads: 2 });
     executors.push(ex);
-    // The pool's threads, to kill (private: no public way to make a thread die on cue).
-    const threads = (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+    const threads = poolThreads(ex);
     let killed = 0;
-    const dying: Executor = {
-      publishParams: (job, version, state) => ex.publishParams(job, version, state),
-      releaseJob: (jobId) => ex.releaseJob(jobId),
-      close: () => ex.close(),
-      runShards(job, tasks, signal) {
-        const running = ex.runShards(job, tasks, signal);
-        // Step 2's call is posted to both threads: both die before they can answer.
-        if (tasks[0].kind === 'train' && tasks[0].step === 2) for (const t of threads) void t.worker.terminate().then(() => killed++);
-        return running;
-      },
-    };
+    // Step 2's call is posted to both threads: both die before they can answer.
+    const dying = withKills(ex, (tasks, when) => {
+      if (when === 'after' && tasks[0].kind === 'train' && tasks[0].step === 2) for (const t of threads) void t.worker.terminate().then(() => killed++);
+    });
     const r = await train(spec, { executor: dying, dataDir, jobId: 'dying' });
     expect(killed).toBe(2);
     expect(r.paramsSha256).toBe(want);
@@ -212,20 +224,14 @@ describe('LocalExecutor', () => {
     const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
     const ex = new LocalExecutor({ threads: 2, callerComputes: true });
     executors.push(ex);
-    const threads = (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+    const threads = poolThreads(ex);
     const first = threads[0].worker;
     let killed = 0;
-    const dying: Executor = {
-      publishParams: (job, version, state) => ex.publishParams(job, version, state),
-      releaseJob: (jobId) => ex.releaseJob(jobId),
-      close: () => ex.close(),
-      runShards(job, tasks, signal) {
-        // Step 2: the thread is on its way out when the call is posted; the caller computes its
-        // shard, waits for a reply that never comes, then the thread's shard runs on its replacement.
-        if (tasks[0].kind === 'train' && tasks[0].step === 2) void threads[0].worker.terminate().then(() => killed++);
-        return ex.runShards(job, tasks, signal);
-      },
-    };
+    // Step 2: the thread is on its way out when the call is posted; the caller computes its shard,
+    // waits for a reply that never comes, then the thread's shard runs on its replacement.
+    const dying = withKills(ex, (tasks, when) => {
+      if (when === 'before' && tasks[0].kind === 'train' && tasks[0].step === 2) void threads[0].worker.terminate().then(() => killed++);
+    });
     const r = await train(spec, { executor: dying, dataDir, jobId: 'dying-caller' });
     expect(killed).toBe(1);
     expect(threads[0].worker).not.toBe(first); // replaced by the pool

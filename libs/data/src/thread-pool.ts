@@ -9,8 +9,9 @@
 // counters in shared memory (requests posted, replies posted). Normally both sides receive them as
 // events. A side that has nothing else to do may instead block on the counter and take the message
 // at once with `receiveMessageOnPort`, without a trip through its event loop: a thread that
-// `serveThread` asked to park after a reply, and a caller in `waitReply`. The event loop's wake-up
-// costs ~0.1–0.2 ms each way on these machines, a futex wake-up tens of microseconds.
+// `serveThread` asked to park after a reply, and a caller in `waitReply`. A round trip with an
+// empty request measured 0.136 ms through both event loops, 0.074 ms sleeping on the counters and
+// 0.006 ms spinning on them (2-core Zen 4 VM).
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, parentPort, receiveMessageOnPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
 

@@ -129,9 +129,9 @@ export class LocalExecutor implements Executor {
           computeError ??= err;
         }
         // The caller's event loop stood still while it computed: it waits for the threads' last
-        // shards the same way, blocked, and takes each reply the moment it is posted (~0.15 ms
-        // sooner than through the event loop). For about as long as its own shards took: a thread
-        // that takes much longer (or died) is then awaited as usual.
+        // shards the same way, blocked, and takes each reply the moment it is posted, without the
+        // event loop's wake-up (see ThreadPool). For about as long as its own shards took: a
+        // thread that takes much longer (or died) is then awaited as usual.
         const budget = Math.min(WAIT_REPLY_MAX_MS, Math.max(WAIT_REPLY_MIN_MS, performance.now() - started));
         const until = performance.now() + budget;
         for (let i = 0; i < helpers; i++) if (!this.pool!.waitReply(i, until - performance.now())) break;

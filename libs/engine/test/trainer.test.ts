@@ -206,11 +206,13 @@ describe('LocalExecutor', () => {
   it('computes again, on fresh threads, the shards of threads that die mid-call', async () => {
     const spec = { ...tinySpec, steps: 4, evalEvery: 4 };
     const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
-    const ex = new LocalExecutor({ threads: 2 });
+    // Three attempts: a thread may still answer its shard before its termination lands (a parked
+    // thread starts at once), and then be handed the other thread's shard again just before it exits.
+    const ex = new LocalExecutor({ threads: 2, maxAttempts: 3 });
     executors.push(ex);
     const threads = poolThreads(ex);
     let killed = 0;
-    // Step 2's call is posted to both threads: both die before they can answer.
+    // Step 2's call is posted to both threads, then both are terminated.
     const dying = withKills(ex, (tasks, when) => {
       if (when === 'after' && tasks[0].kind === 'train' && tasks[0].step === 2) for (const t of threads) void t.worker.terminate().then(() => killed++);
     });

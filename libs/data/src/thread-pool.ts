@@ -137,15 +137,9 @@ export class ThreadPool<Req, Res> {
     if (!pending) return true;
     const until = performance.now() + timeoutMs;
     while (slot.busy === pending && this.slots[index] === slot) {
-      const seen = Atomics.load(slot.signal, REPLIES);
-      const received = receiveMessageOnPort(slot.port);
-      if (received) {
-        this.onReply(slot, received.message as Reply);
-        continue;
-      }
-      const left = until - performance.now();
-      if (left <= 0) return false;
-      if (!spinWhile(slot.signal, REPLIES, seen, Math.min(left, this.spinMs))) Atomics.wait(slot.signal, REPLIES, seen, left);
+      const received = nextMessage(slot.port, slot.signal, REPLIES, until, this.spinMs);
+      if (!received) return false;
+      this.onReply(slot, received.message as Reply);
     }
     return true;
   }
@@ -341,19 +335,11 @@ export function serveThread<Req, Res>(handler: (request: Req) => Res | Promise<R
   };
   /** Takes requests straight off the port for up to `parkMs` after the last one; returns a promise when a handler went asynchronous. */
   const park = (): Promise<void> | undefined => {
-    let until = performance.now() + parkMs;
     for (;;) {
-      const seen = Atomics.load(counts, REQUESTS);
-      const received = receiveMessageOnPort(port);
-      if (received) {
-        const pending = answer(received.message as Request);
-        if (pending) return pending.then(() => (queued === 0 ? park() : undefined));
-        until = performance.now() + parkMs;
-        continue;
-      }
-      const left = until - performance.now();
-      if (left <= 0) return undefined;
-      if (!spinWhile(counts, REQUESTS, seen, Math.min(left, spinMs))) Atomics.wait(counts, REQUESTS, seen, left);
+      const received = nextMessage(port, counts, REQUESTS, performance.now() + parkMs, spinMs);
+      if (!received) return undefined;
+      const pending = answer(received.message as Request);
+      if (pending) return pending.then(() => (queued === 0 ? park() : undefined));
     }
   };
 
@@ -380,12 +366,27 @@ export function threadIndex(): number | undefined {
 }
 
 /**
- * Spins while `counts[at]` still holds `seen`, for up to `spinMs`; true once it changed. Spinning
- * keeps the core awake: waking a sleeping one costs tens of microseconds here, and more on a busy host.
+ * The next message on `port`, taken at once, blocking until one is posted (`counts[at]` moves) or
+ * until `until` (performance.now() ms); undefined then. Spins on the counter for up to `spinMs`
+ * before it sleeps on it: spinning keeps the core awake, and waking a sleeping one costs tens of
+ * microseconds here, more on a busy host.
  */
+function nextMessage(port: MessagePort, counts: Int32Array, at: number, until: number, spinMs: number): { message: unknown } | undefined {
+  for (;;) {
+    // Read before looking at the port: a message posted after the look moves the counter past it.
+    const seen = Atomics.load(counts, at);
+    const received = receiveMessageOnPort(port);
+    if (received) return received;
+    const left = until - performance.now();
+    if (left <= 0) return undefined;
+    if (!spinWhile(counts, at, seen, Math.min(left, spinMs))) Atomics.wait(counts, at, seen, left);
+  }
+}
+
+/** Spins while `counts[at]` still holds `seen`, for up to `spinMs`; true once it changed. */
 function spinWhile(counts: Int32Array, at: number, seen: number, spinMs: number): boolean {
   if (spinMs <= 0) return false;
-  const until = performance.now() + spinMs;
-  while (Atomics.load(counts, at) === seen) if (performance.now() > until) return false;
+  const end = performance.now() + spinMs;
+  while (Atomics.load(counts, at) === seen) if (performance.now() > end) return false;
   return true;
 }

@@ -44,6 +44,14 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
+/**
+ * sink[i] += g[i] for i < sink.length (g as long): the gradient sums of backward closures, on the
+ * WebAssembly kernels for large arrays, the same bytes either way.
+ */
+export function accumulate(sink: Float32Array, g: Float32Array): void {
+  if (!addIntoWasm(sink, g)) for (let i = 0; i < sink.length; i++) sink[i] += g[i];
+}
+
 /** Product of the dimensions; 1 for a scalar shape `[]`. */
 export function numelOf(shape: readonly number[]): number {
   let n = 1;
@@ -150,8 +158,7 @@ export class Tensor {
       this.pending = g;
       return;
     }
-    const sink = this.gradSink();
-    if (!addIntoWasm(sink, g)) for (let i = 0; i < g.length; i++) sink[i] += g[i];
+    accumulate(this.gradSink(), g);
   }
 
   /** Attaches a graph edge; used by ops through `record`. */

@@ -2,8 +2,8 @@
 
 import { assert, assertRange, fmt } from '../assert.ts';
 import type { Rng } from '../rng.ts';
-import { Tensor, record, result, tracking } from '../tensor.ts';
-import { addIntoWasm, addWasm, leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
+import { Tensor, accumulate, record, result, tracking } from '../tensor.ts';
+import { addWasm, leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
 
 /** Applies `f` element-wise; backward multiplies by `df(x, y)` (y = f(x)). */
 function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) => number): Tensor {
@@ -154,7 +154,7 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
         if (a.requiresGrad) {
           const ga = a.gradSink();
           if (kind === 2) for (let i = 0; i < g.length; i++) ga[i] += g[i] * B[i];
-          else if (!addIntoWasm(ga, g)) for (let i = 0; i < g.length; i++) ga[i] += g[i];
+          else accumulate(ga, g);
         }
         // For a sum, b's gradient is g itself: b takes the buffer (read above, nothing else uses it).
         if (b.requiresGrad && kind === 0) b.takeGrad(g);

@@ -1,8 +1,7 @@
 // Shape ops: reshape/flatten (sharing storage, like PyTorch views) and concat.
 
 import { assert, fmt, normDim } from '../assert.ts';
-import { addIntoWasm } from '../kernels/wasm/elementwise.ts';
-import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
+import { Tensor, accumulate, numelOf, record, result, tracking } from '../tensor.ts';
 
 /** Same data, new shape; one dimension may be −1 (inferred). Shares storage with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -75,7 +74,7 @@ export function concat(tensors: readonly Tensor[], dim = 1): Tensor {
         for (let o = 0; o < outer; o++) {
           const src = o * rowLen + offsets[i];
           const dst = o * len;
-          if (!addIntoWasm(gt.subarray(dst, dst + len), g.subarray(src, src + len))) for (let e = 0; e < len; e++) gt[dst + e] += g[src + e];
+          accumulate(gt.subarray(dst, dst + len), g.subarray(src, src + len));
         }
       }
     });

@@ -1,10 +1,9 @@
 // Element-wise sums, ReLU, 2×2 pooling and the bias gradient on the WebAssembly SIMD kernels: the
 // fast paths behind the JS loops of ops/elementwise.ts (add, rectify), gradient accumulation
 // (Tensor.takeGrad, concat), kernels/pool.ts (maxPool2dForward/Backward) and kernels/conv.ts
-// (conv2dBackwardBias). Scalar JS loops over large typed arrays with data-
-// dependent branches run several nanoseconds per element, and even branch-free ones 2–6 over arrays
-// larger than the caches; a copy into the kernels' memory, a vector loop and a copy back cost a
-// fraction of that. Each returns false when it does not apply, and the caller runs its JS loop.
+// (conv2dBackwardBias). Scalar JS loops over large typed arrays with data-dependent branches run
+// several nanoseconds per element, and even branch-free ones 2–6 over arrays larger than the
+// caches; a copy into the kernels' memory, a vector loop and a copy back cost a fraction of that. Each returns false when it does not apply, and the caller runs its JS loop.
 // Sums, ReLU and pooling give bit-identical results to the JS loops (they only select values, or
 // add in the same order: a float32 sum is the float64 sum of two floats rounded once); the bias
 // gradient sums in another order (float64 both).

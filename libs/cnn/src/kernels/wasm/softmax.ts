@@ -1,6 +1,6 @@
-// The softmax behind crossEntropy on the WebAssembly SIMD kernels, and its logit gradient: max, sum and exponentials in
-// float64 like the JS loop of ops/loss.ts (same order of the sums), with the exponential evaluated
-// by the kernels (a few units in the last place of float64 from Math.exp, so the float32 results
+// The softmax behind crossEntropy on the WebAssembly SIMD kernels, and its logit gradient (see
+// `xentGradWasm`). The softmax: max, sum and exponentials in float64 like the JS loop of
+// ops/loss.ts (same order of the sums), with the exponential evaluated by the kernels (a few units in the last place of float64 from Math.exp, so the float32 results
 // agree with the JS loop's to rounding). Returns false when it does not apply (no kernels, an odd
 // number of positions per sample, too large) and the caller runs its JS loop.
 

@@ -1,6 +1,7 @@
 // Training steps of the zoo's vision models, profiled per op (`npm run bench -- --zoo`):
-//   resnet8 on 1×28×28 (batch 16, a Fashion-MNIST shard), unet base 4 on 1×96×96 (batch 2, an
-//   mnist-segmentation shard), yolo base 8 on 1×96×96 (batch 4, an mnist-detection shard).
+//   lenet5 on 1×28×28 (batch 32, a 2-thread shard of batch 64), resnet8 on 1×28×28 (batch 16, a
+//   Fashion-MNIST shard), unet base 4 on 1×96×96 (batch 2, an mnist-segmentation shard), yolo base
+//   8 on 1×96×96 (batch 4, an mnist-detection shard).
 // One thread; each step is forward (training mode), the task's loss and backward on fixed random
 // data, timed in CPU time (the machine may be shared). Reports the median step time and, per layer type, forward and backward milliseconds per
 // step and the convolutions' GFLOP/s. With `--zoo-compare DIR` (a copy of the repository, e.g.
@@ -25,6 +26,7 @@ interface ZooCase {
 }
 
 export const ZOO_CASES: readonly ZooCase[] = [
+  { name: 'lenet5', model: 'lenet5', options: {}, batch: 32, task: 'classification' },
   { name: 'resnet8', model: 'resnet8', options: { numClasses: 10 }, batch: 16, task: 'classification' },
   { name: 'unet', model: 'unet', options: { baseChannels: 4, height: 96, width: 96, numClasses: 11 }, batch: 2, task: 'segmentation' },
   { name: 'yolo', model: 'yolo', options: { baseChannels: 8, height: 96, width: 96, numClasses: 10 }, batch: 4, task: 'detection' },
@@ -36,6 +38,8 @@ export interface OpFigure {
   backwardMs: number;
   /** Multiply-adds ×2 of the forward pass per step (convolutions and linear layers; 0 otherwise). */
   forwardFlops: number;
+  /** The same for the backward pass: input and weight gradients, the weight gradient alone where the node reads the model's input. */
+  backwardFlops: number;
 }
 
 export interface ZooProfile {
@@ -98,21 +102,22 @@ function timeSteps(step: () => void, steps: number): number[] {
   return times;
 }
 
-/** 2·MACs of each node's forward pass (conv2d, convTranspose2d, linear). */
-function nodeFlops(model: cnn.Model, batch: number): Map<string, number> {
-  const shapes = new Map<string, number[]>([['input', [...model.inputShape]]]);
-  for (const n of model.nodes) shapes.set(n.name, n.outputShape);
-  const layers = new Map(model.spec.layers.map((l) => [l.name, l]));
-  const flops = new Map<string, number>();
-  const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1);
-  for (const n of model.nodes) {
-    const layer = layers.get(n.name);
-    const inShape = shapes.get(n.inputs[0])!;
-    const ks = layer !== undefined && 'kernelSize' in layer ? layer.kernelSize : 1;
-    const [kh, kw] = Array.isArray(ks) ? ks : [ks, ks];
-    if (n.type === 'conv2d') flops.set(n.name, 2 * batch * numel(n.outputShape) * inShape[0] * kh * kw);
-    else if (n.type === 'convTranspose2d') flops.set(n.name, 2 * batch * numel(inShape) * n.outputShape[0] * kh * kw);
-    else if (n.type === 'linear') flops.set(n.name, 2 * batch * numel(n.outputShape) * numel(inShape));
+/**
+ * 2·MACs of each node's forward and backward passes (conv2d, convTranspose2d, linear), from the
+ * model's plan. The backward pass is two products of the forward's size (input and weight
+ * gradients), one where the node reads the model's input (no input gradient is computed there).
+ */
+function nodeFlops(model: cnn.Model, batch: number): Map<string, { forward: number; backward: number }> {
+  const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+  const flops = new Map<string, { forward: number; backward: number }>();
+  for (const n of cnn.planModel(model.spec).nodes) {
+    const l = n.layer;
+    const inShape = n.inputShapes[0];
+    let forward = 0;
+    if (l.type === 'conv2d') forward = 2 * batch * numel(n.outputShape) * (inShape[0] / l.groups) * l.kernelSize[0] * l.kernelSize[1];
+    else if (l.type === 'convTranspose2d') forward = 2 * batch * numel(inShape) * l.outChannels * l.kernelSize[0] * l.kernelSize[1];
+    else if (l.type === 'linear') forward = 2 * batch * numel(n.outputShape) * numel(inShape);
+    if (forward > 0) flops.set(n.name, { forward, backward: n.inputs[0] === 'input' ? forward : 2 * forward });
   }
   return flops;
 }
@@ -166,10 +171,11 @@ export async function profileZoo(o: ZooOptions): Promise<ZooProfile[]> {
     const byKind = new Map<string, OpFigure>();
     let inNodes = 0;
     for (const [node, e] of byNode) {
-      const f = byKind.get(e.kind) ?? { kind: e.kind, forwardMs: 0, backwardMs: 0, forwardFlops: 0 };
+      const f = byKind.get(e.kind) ?? { kind: e.kind, forwardMs: 0, backwardMs: 0, forwardFlops: 0, backwardFlops: 0 };
       f.forwardMs += e.forward / profiled;
       f.backwardMs += e.backward / profiled;
-      f.forwardFlops += flops.get(node) ?? 0;
+      f.forwardFlops += flops.get(node)?.forward ?? 0;
+      f.backwardFlops += flops.get(node)?.backward ?? 0;
       byKind.set(e.kind, f);
       inNodes += e.forward + e.backward;
     }
@@ -189,9 +195,9 @@ export function formatZooProfile(profiles: readonly ZooProfile[]): string[] {
     lines.push(`  ${'op'.padEnd(22)} ${'fwd ms'.padStart(8)} ${'bwd ms'.padStart(8)} ${'share'.padStart(6)} ${'fwd GF/s'.padStart(9)} ${'bwd GF/s'.padStart(9)}`);
     for (const op of p.ops) {
       const share = (100 * (op.forwardMs + op.backwardMs)) / p.profiledStepMs;
-      // The backward of a convolution is two convolutions' worth of work (input and weight gradients).
+      // Backward GFLOP/s count the gradients computed (see nodeFlops).
       const gf = (flops: number, ms: number): string => (flops === 0 || ms === 0 ? '-' : f(flops / ms / 1e6, 2));
-      lines.push(`  ${op.kind.padEnd(22)} ${f(op.forwardMs).padStart(8)} ${f(op.backwardMs).padStart(8)} ${`${f(share, 1)}%`.padStart(6)} ${gf(op.forwardFlops, op.forwardMs).padStart(9)} ${gf(2 * op.forwardFlops, op.backwardMs).padStart(9)}`);
+      lines.push(`  ${op.kind.padEnd(22)} ${f(op.forwardMs).padStart(8)} ${f(op.backwardMs).padStart(8)} ${`${f(share, 1)}%`.padStart(6)} ${gf(op.forwardFlops, op.forwardMs).padStart(9)} ${gf(op.backwardFlops, op.backwardMs).padStart(9)}`);
     }
   }
   return lines;

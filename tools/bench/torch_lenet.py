@@ -4,7 +4,8 @@
 #   python3 torch_lenet.py train THREADS WARMUP_STEPS STEPS_PER_WINDOW WINDOWS   (batch 64, SGD 0.01, momentum 0.9)
 #   python3 torch_lenet.py infer THREADS WARMUP_STEPS STEPS_PER_WINDOW WINDOWS   (batch 256, no grad)
 #
-# Prints one JSON line: images/s of every window and their median. MNIST_DIR points at the IDX files.
+# Prints one JSON line: images/s of every window, their median and over the warm-up steps
+# (warmupRate). MNIST_DIR points at the IDX files.
 import json, os, statistics, sys, time
 
 import numpy as np
@@ -71,8 +72,10 @@ def main():
                 model(x[start:start + batch]).argmax(1)
     else:
         raise SystemExit(f'unknown mode {mode!r}: expected train or infer')
+    t0 = time.perf_counter()
     for k in range(warm):
         step(k)
+    warmup_rate = round(warm * batch / (time.perf_counter() - t0), 1) if warm > 0 else None
     rates = []
     k = warm
     for _ in range(windows):
@@ -83,7 +86,7 @@ def main():
         rates.append(per_window * batch / (time.perf_counter() - t0))
     blas = sorted({l.split()[-1].split('/')[-1] for l in open('/proc/self/maps') if 'blas' in l and '.so' in l})
     print(json.dumps({'impl': 'torch', 'mode': mode, 'threads': threads, 'batch': batch, 'windows': [round(r, 1) for r in rates],
-                      'median': round(statistics.median(rates), 1), 'torch': torch.__version__, 'blas': blas}), flush=True)
+                      'median': round(statistics.median(rates), 1), 'warmupRate': warmup_rate, 'torch': torch.__version__, 'blas': blas}), flush=True)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
 // `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--independent] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
-// `npm run bench -- --zoo [--zoo-models resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
+// `npm run bench -- --zoo [--zoo-models lenet5,resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
 // Stride's benchmark suite on this machine:
@@ -95,9 +95,13 @@ if (opts.zoo) {
   process.exit(0);
 }
 
-// Training warms up for 100 steps: a fresh thread's first ~80 steps run at a third to two thirds of
-// its later speed (JIT and WebAssembly tier-up), and 20 steps had left that in the first windows.
-const TRAIN: Schedule = opts.quick ? { warmup: 10, stepsPerWindow: 10, windows: 3 } : { warmup: 100, stepsPerWindow: 20, windows: 5 };
+// Training warms up for 400 steps, then times 5 windows of 40. A fresh process runs its first ~50
+// steps at a third to a half of its later speed (JavaScript and WebAssembly tier-up), and V8 goes on
+// optimizing the step's JavaScript on a background thread for a few hundred steps: with 2 threads
+// on 2 cores, `--trace-opt` counted 218 ms of TurboFan compilation in steps 101–200 and 36–44 ms in
+// each later hundred up to step 500, each compile taking a core from a computing thread. The warm-up
+// itself is reported too (`warmupImagesPerSec`), PyTorch's as well.
+const TRAIN: Schedule = opts.quick ? { warmup: 10, stepsPerWindow: 10, windows: 3 } : { warmup: 400, stepsPerWindow: 40, windows: 5 };
 const INFER: Schedule = opts.quick ? { warmup: 3, stepsPerWindow: 5, windows: 3 } : { warmup: 5, stepsPerWindow: 10, windows: 5 };
 // Warm-up and windows of about the same number of images whatever --dist-batch (20 and 5 steps at
 // 512): the workers start cold like any fresh thread (20 steps rather than 5 raised both sides'
@@ -190,7 +194,11 @@ s.infer1 = med(report.inference.stride1);
 s.evalInline = median(report.training.stride1.map((x) => x.evalImagesPerSec));
 s.evalLocal = median(report.training.stride2.map((x) => x.evalImagesPerSec));
 if (report.training.independent.length > 0) s.independentTotal = median(report.training.independent.map((x) => x.total));
+s.warmupTrain1 = median(report.training.stride1.map((x) => x.warmupImagesPerSec));
+s.warmupTrain2 = median(report.training.stride2.map((x) => x.warmupImagesPerSec));
 if (!noTorch) {
+  s.torchWarmupTrain1 = median(report.training.torch1.map((x) => x.warmupRate));
+  s.torchWarmupTrain2 = median(report.training.torch2.map((x) => x.warmupRate));
   s.torchTrain1 = med(report.training.torch1);
   s.torchTrain2 = med(report.training.torch2);
   s.torchInfer1 = med(report.inference.torch1);
@@ -262,6 +270,13 @@ function printTable(r: Report): void {
     console.log(
       `\nstride / pytorch per repetition: training 1 thread ${pairedRatios(m(r.training.stride1), m(r.training.torch1))}; ` +
         `${THREADS} threads ${pairedRatios(m(r.training.stride2), m(r.training.torch2))}; inference 1 thread ${pairedRatios(m(r.inference.stride1), m(r.inference.torch1))}`,
+    );
+  }
+  if (!opts['no-training']) {
+    const torchWarm = (v: number): string => (r.training.torch1.length > 0 ? `, pytorch ${f(v)}` : '');
+    console.log(
+      `warm-up, the first ${TRAIN.warmup} training steps (images/s, not in the table): 1 thread stride ${f(s.warmupTrain1)}${torchWarm(s.torchWarmupTrain1)}; ` +
+        `${THREADS} threads stride ${f(s.warmupTrain2)}${torchWarm(s.torchWarmupTrain2)}`,
     );
   }
   if (r.training.independent.length > 0) console.log(`\n${formatIndependent(r.training.independent, s.train1, s.train2).join('\n')}`);

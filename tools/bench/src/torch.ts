@@ -12,6 +12,8 @@ export interface TorchRun {
   batch: number;
   windows: number[];
   median: number;
+  /** Images per second over the warm-up steps. */
+  warmupRate: number;
   torch: string;
   blas: string[];
 }

@@ -39,6 +39,8 @@ export interface EngineRun {
   /** Images per second of every timed window (wall time between the trainer's step events). */
   windows: number[];
   median: number;
+  /** Images per second over the warm-up steps, from the job's start ('running') to the warm-up's last step event. */
+  warmupImagesPerSec: number;
   breakdown: StepBreakdown;
   /** The evaluation at the end of the run: the whole test split in `evalShards` shards, images/s. */
   evalImagesPerSec: number;
@@ -89,6 +91,7 @@ export async function runEngine(label: string, kind: EngineRun['executor'], exec
   const at: number[] = [];
   const steps: StepMetrics[] = [];
   let evaluation: EvalMetrics | undefined;
+  let started = NaN;
   try {
     await train(spec, {
       executor,
@@ -96,6 +99,9 @@ export async function runEngine(label: string, kind: EngineRun['executor'], exec
       jobId: 'bench',
       resume: false,
       on: {
+        state: (e) => {
+          if (e.state.status === 'running' && Number.isNaN(started)) started = performance.now();
+        },
         step: (e) => {
           at.push(performance.now());
           steps.push(e);
@@ -134,6 +140,7 @@ export async function runEngine(label: string, kind: EngineRun['executor'], exec
     shards,
     windows,
     median: median(windows),
+    warmupImagesPerSec: (s.warmup * batch * 1000) / (at[s.warmup - 1] - started),
     breakdown,
     evalImagesPerSec: evaluation ? (evaluation.count * 1000) / evaluation.evalMs : NaN,
     evalShardSize: evaluation ? Math.ceil(evaluation.count / evalShards) : NaN,

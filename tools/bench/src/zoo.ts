@@ -174,8 +174,9 @@ export async function profileZoo(o: ZooOptions): Promise<ZooProfile[]> {
       const f = byKind.get(e.kind) ?? { kind: e.kind, forwardMs: 0, backwardMs: 0, forwardFlops: 0, backwardFlops: 0 };
       f.forwardMs += e.forward / profiled;
       f.backwardMs += e.backward / profiled;
-      f.forwardFlops += flops.get(node)?.forward ?? 0;
-      f.backwardFlops += flops.get(node)?.backward ?? 0;
+      const nf = flops.get(node);
+      f.forwardFlops += nf?.forward ?? 0;
+      f.backwardFlops += nf?.backward ?? 0;
       byKind.set(e.kind, f);
       inNodes += e.forward + e.backward;
     }

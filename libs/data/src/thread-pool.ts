@@ -144,6 +144,12 @@ export class ThreadPool<Req, Res> {
     return true;
   }
 
+  /** Whether thread `index` is up (its entry module loaded, its ready message handled) and holds no request. */
+  idle(index: number): boolean {
+    const slot = this.slots[index];
+    return slot !== undefined && slot.ready && !slot.busy;
+  }
+
   /** Runs a copy of `request` on every thread; resolves with the replies in thread order. */
   broadcast(request: Req): Promise<Res[]> {
     return Promise.all(this.slots.map((slot) => this.enqueue(request, [], slot)));

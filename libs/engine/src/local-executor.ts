@@ -91,23 +91,28 @@ export class LocalExecutor implements Executor {
     }
     signal?.throwIfAborted();
     if (tasks.length === 0) return [];
-    // Threads that would find no task left are not woken (the caller takes one at least).
-    const helpers = Math.min(this.pool?.size ?? 0, this.callerComputes ? tasks.length - 1 : tasks.length);
+    // With the caller computing, a thread still starting (its modules load for ~0.3 s after the
+    // pool is created, or after a thread died) takes no part in the call: the caller computes its
+    // share rather than wait for it. Threads that would find no task left are not woken (the
+    // caller takes one at least).
+    const pool = this.pool;
+    const up = pool ? [...Array(pool.size).keys()].filter((i) => !this.callerComputes || pool.idle(i)) : [];
+    const helpers = up.slice(0, this.callerComputes ? tasks.length - 1 : tasks.length);
     const req: LocalShardsRequest = {
       type: 'shards',
       job,
       version: published!.version,
       state: published!.state,
-      tasks: helpers > 0 ? shareImages(tasks) : tasks,
+      tasks: helpers.length > 0 ? shareImages(tasks) : tasks,
       claim: new SharedArrayBuffer(4),
       queuedAt: wallClock(),
     };
     const results: (ShardResult | undefined)[] = new Array(tasks.length);
     let computeError: unknown;
     const replies: Promise<void>[] = [];
-    for (let i = 0; i < helpers; i++) {
+    for (const i of helpers) {
       replies.push(
-        this.pool!.runOn(i, req).then(
+        pool!.runOn(i, req).then(
           (reply) => {
             for (const { index, result } of doneOf(reply)) results[index] = result;
           },
@@ -134,7 +139,10 @@ export class LocalExecutor implements Executor {
         // thread that takes much longer (or died) is then awaited as usual.
         const budget = Math.min(WAIT_REPLY_MAX_MS, Math.max(WAIT_REPLY_MIN_MS, performance.now() - started));
         const until = performance.now() + budget;
-        for (let i = 0; i < helpers; i++) if (!this.pool!.waitReply(i, until - performance.now())) break;
+        for (const i of helpers) if (!pool!.waitReply(i, until - performance.now())) break;
+        // Threads still starting become usable once the event loop has handled their ready
+        // messages: a call with nothing to wait for would otherwise never give it a turn.
+        if (pool && up.length < pool.size) await new Promise((resolve) => setImmediate(resolve));
       }
       await Promise.all(replies);
       if (computeError !== undefined) throw computeError;

@@ -22,6 +22,23 @@ describe('ThreadPool', () => {
     expect(counts.reduce((a, c) => a + c.served, 0)).toBe(2 + 4 + 2 + 2);
   });
 
+  it('idle: a thread is idle once up and while it holds no request', async () => {
+    const single = new ThreadPool<any, any>({ entry, size: 1, data: { tag: 'i' } });
+    try {
+      // Just created: its ready message cannot have been handled yet.
+      expect(single.idle(0)).toBe(false);
+      await single.run({ op: 'echo', value: 1 });
+      expect(single.idle(0)).toBe(true);
+      const busy = single.run({ op: 'sleep', ms: 50 });
+      expect(single.idle(0)).toBe(false);
+      await busy;
+      expect(single.idle(0)).toBe(true);
+      expect(single.idle(1)).toBe(false); // no such thread
+    } finally {
+      await single.close();
+    }
+  });
+
   it('rejects with the thread error name when a handler throws, and keeps the thread', async () => {
     const before = (await pool.runOn(0, { op: 'whoami' })).served;
     const err = await pool.runOn(0, { op: 'throw' }).catch((e: unknown) => e);

@@ -10,6 +10,7 @@ import {
   train,
   Trainer,
   type Executor,
+  type ThreadPool,
   type JobSpecInput,
   type JobState,
   type ShardTask,
@@ -237,6 +238,41 @@ describe('LocalExecutor', () => {
     const r = await train(spec, { executor: dying, dataDir, jobId: 'dying-caller' });
     expect(killed).toBe(1);
     expect(threads[0].worker).not.toBe(first); // replaced by the pool
+    expect(r.paramsSha256).toBe(want);
+  });
+
+  it('with the caller computing, does not wait for a thread still starting: the caller computes its share', async () => {
+    const spec = { ...tinySpec, steps: 16, evalEvery: 16 };
+    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    let ex: LocalExecutor | undefined;
+    const pool = (): ThreadPool<unknown, unknown> => (ex as unknown as { pool: ThreadPool<unknown, unknown> }).pool;
+    const computedBy: string[][] = [];
+    let upAfterFirstCall: boolean | undefined;
+    // The executor (and its thread) is created at the job's first publication, so the first step's
+    // call comes while the thread is still loading its modules, which takes far longer than the
+    // trainer's way from publication to call and the caller's three tiny shards. Before the third
+    // step's call, the thread is awaited.
+    const fresh: Executor = {
+      async publishParams(job, version, state) {
+        if (!ex) executors.push((ex = new LocalExecutor({ threads: 2, callerComputes: true })));
+        await ex.publishParams(job, version, state);
+      },
+      async runShards(job, tasks, signal) {
+        if (tasks[0].kind === 'train' && tasks[0].step === 2) while (!pool().idle(0)) await new Promise((r) => setTimeout(r, 5));
+        const results = await ex!.runShards(job, tasks, signal);
+        upAfterFirstCall ??= pool().idle(0);
+        if (tasks[0].kind === 'train') computedBy.push(results.map((r) => r.workerId ?? '?'));
+        return results;
+      },
+      releaseJob: (jobId) => ex!.releaseJob(jobId),
+      close: async () => undefined,
+    };
+    const r = await train(spec, { executor: fresh, dataDir, jobId: 'starting-thread' });
+    // The first call neither waited for the thread nor gave it a shard.
+    expect(upAfterFirstCall).toBe(false);
+    expect(computedBy[0]).toEqual(['caller', 'caller', 'caller']);
+    // Once up, the thread takes shards: the caller claims one, the parked thread the next.
+    expect(computedBy.slice(2).flat()).toContain('thread-0');
     expect(r.paramsSha256).toBe(want);
   });
 

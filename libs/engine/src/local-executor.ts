@@ -76,7 +76,13 @@ export class LocalExecutor implements Executor {
     if (state.byteLength !== job.stateLength * 4) {
       throw new RangeError(`LocalExecutor.publishParams: job ${job.jobId} version ${version}: ${state.byteLength} bytes, expected ${job.stateLength * 4}`);
     }
-    const shared = new SharedArrayBuffer(state.byteLength);
+    // One buffer per job, written over by each version: a version is read only by the runShards
+    // calls made for it, and each call waits for all its threads' replies, so they are over before
+    // the trainer publishes the next. A call left by an abort ends the run, and `releaseJob` (the
+    // trainer's last word on every run) drops the buffer, so a resumed job never writes over one an
+    // orphaned thread might still be reading.
+    const previous = this.published.get(job.jobId)?.state;
+    const shared = previous?.byteLength === state.byteLength ? previous : new SharedArrayBuffer(state.byteLength);
     new Uint8Array(shared).set(state);
     this.published.set(job.jobId, { version, state: shared });
   }

@@ -42,10 +42,14 @@ function concat(arrays: readonly Param[], field: 'data' | 'grad', out: Float32Ar
   return out;
 }
 
-/** The model state as published to compute units: all parameters then all buffers, canonical order. */
-export function packState(model: Pick<Model, 'params' | 'buffers'>): Float32Array {
+/**
+ * The model state as published to compute units: all parameters then all buffers, canonical order.
+ * Into `out` when given (its length must be the state's), else into a new array.
+ */
+export function packState(model: Pick<Model, 'params' | 'buffers'>, out?: Float32Array): Float32Array {
   const { stateLength, gradientLength } = stateLayout(model);
-  const out = new Float32Array(stateLength);
+  if (out === undefined) out = new Float32Array(stateLength);
+  else if (out.length !== stateLength) throw new RangeError(`packState: the model holds ${stateLength} state values, out has ${out.length}`);
   concat(model.params, 'data', out);
   concat(model.buffers, 'data', out, gradientLength);
   return out;

@@ -179,6 +179,8 @@ interface Setup {
   readonly evalTasks: (step: number) => ShardTask[];
   /** Image folders with `skipBadFiles`: the files left out. */
   readonly skipped?: LoadedSource['skipped'];
+  /** The packed state of the version published last, its buffer reused for the next (see `publish`). */
+  packed?: Float32Array;
 }
 
 /** Progress of a run, restored from a checkpoint on resume. */
@@ -438,7 +440,9 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     if (p.published === p.done) return 0;
     await this.options.guard?.();
     const t = performance.now();
-    await this.options.executor.publishParams(s.job, p.done, stateToBytes(packState(s.model)));
+    // One buffer for every version: executors copy what they keep (see `Executor.publishParams`).
+    s.packed = packState(s.model, s.packed);
+    await this.options.executor.publishParams(s.job, p.done, stateToBytes(s.packed));
     p.published = p.done;
     return performance.now() - t;
   }

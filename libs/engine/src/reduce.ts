@@ -98,9 +98,11 @@ function findProblem(job: JobContext, task: ShardTask, r: ShardResult | undefine
 
 /**
  * Sums validated results in task (= shard) order. Throws `ShardResultError` on an invalid result:
- * call `checkShardResult` first to retry bad shards instead.
+ * call `checkShardResult` first to retry bad shards instead. A train batch's gradient goes into
+ * `into` when given (`job.gradientLength` floats, written over), else into a new array.
  */
-export function reduceShards(job: JobContext, tasks: readonly ShardTask[], results: readonly ShardResult[]): ReducedBatch {
+export function reduceShards(job: JobContext, tasks: readonly ShardTask[], results: readonly ShardResult[], into?: Float32Array): ReducedBatch {
+  if (into !== undefined && into.length !== job.gradientLength) throw new RangeError(`reduceShards: into has ${into.length} floats, the job's gradient ${job.gradientLength}`);
   if (results.length !== tasks.length) throw new ShardResultError(`job ${job.jobId}: ${results.length} results for ${tasks.length} shard tasks`);
   for (let s = 0; s < tasks.length; s++) {
     if (accepted.get(results[s])?.task === tasks[s] && results[s].gradient?.length === job.gradientLength) continue;
@@ -118,7 +120,7 @@ export function reduceShards(job: JobContext, tasks: readonly ShardTask[], resul
   const train = tasks.length > 0 && tasks[0].kind === 'train';
   if (!train) return { count, lossSum, correct };
 
-  const gradient = sumInOrder(results.map((r) => r.gradient!), count, job.gradientLength);
+  const gradient = sumInOrder(results.map((r) => r.gradient!), count, into ?? new Float32Array(job.gradientLength));
 
   let buffers: Float32Array | undefined;
   if (job.bufferLength > 0) {
@@ -140,13 +142,13 @@ export function reduceShards(job: JobContext, tasks: readonly ShardTask[], resul
  * One pass per shard like the plain loops, with the zero start folded into the first pass and the
  * division into the last (`Math.fround` is the float32 rounding a store would do in between).
  */
-function sumInOrder(grads: readonly Float32Array[], count: number, length: number): Float32Array {
-  const out = new Float32Array(length);
+function sumInOrder(grads: readonly Float32Array[], count: number, out: Float32Array): Float32Array {
+  const length = out.length;
   // The WebAssembly SIMD kernels give the same bytes (float32 additions in order from +0, then a
   // float32 division) in one pass; the JS loops below run where they are unavailable.
   if (sumInOrderInto(out, grads, count)) return out;
   const last = grads.length - 1;
-  if (last < 0) return out;
+  if (last < 0) return out.fill(0);
   const g0 = grads[0];
   if (last === 0) {
     for (let i = 0; i < length; i++) out[i] = (0 + g0[i]) / count;

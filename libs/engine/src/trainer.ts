@@ -181,6 +181,8 @@ interface Setup {
   readonly skipped?: LoadedSource['skipped'];
   /** The packed state of the version published last, its buffer reused for the next (see `publish`). */
   packed?: Float32Array;
+  /** The buffer every train step's gradient is reduced into (see `trainStep`). */
+  reduced?: Float32Array;
 }
 
 /** Progress of a run, restored from a checkpoint on resume. */
@@ -558,7 +560,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
     p.skippedInARow = 0;
 
     const t1 = performance.now();
-    const reduced: ReducedBatch = reduceShards(s.job, tasks, results);
+    // Into one buffer per run: its values are copied into the parameters' gradients below.
+    const reduced: ReducedBatch = reduceShards(s.job, tasks, results, (s.reduced ??= new Float32Array(s.job.gradientLength)));
     const batchLoss = reduced.lossSum / reduced.count;
     // Classification only: other tasks' losses have no "uniform guess" scale.
     const classes = s.train.numClasses;

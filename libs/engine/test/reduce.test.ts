@@ -76,6 +76,19 @@ describe('reduceShards', () => {
     expect(Buffer.from(a.gradient!.buffer).equals(Buffer.from(b.gradient!.buffer))).toBe(true);
   });
 
+  it('reduces into a given buffer, written over, with the bytes of a fresh one (both backends)', () => {
+    const fresh = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s]))).gradient!;
+    for (const wasm of [true, false]) {
+      setWasmKernelsEnabled(wasm);
+      onTestFinished(() => setWasmKernelsEnabled(true));
+      const into = Float32Array.from([7, -7, 7, -7]);
+      const r = reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])), into);
+      expect(r.gradient).toBe(into);
+      expect(Buffer.from(into.buffer).equals(Buffer.from(fresh.buffer))).toBe(true);
+    }
+    expect(() => reduceShards(job, tasks, tasks.map((t, s) => result(t, grads[s])), new Float32Array(3))).toThrow(/into has 3 floats, the job's gradient 4/);
+  });
+
   it.each<[string, Partial<ShardResult>, RegExp]>([
     ['a non-finite gradient', { gradient: Float32Array.from([0, NaN, 0, 0]) }, /non-finite/],
     ['an infinite gradient', { gradient: Float32Array.from([0, 0, Infinity, 0]) }, /non-finite/],

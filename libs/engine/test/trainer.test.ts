@@ -184,9 +184,14 @@ describe('LocalExecutor', () => {
     await Promise.all(executors.map((e) => e.close()));
   });
 
-  /** The pool's threads of a LocalExecutor, to kill (private: no public way to make a thread die on cue). */
+  /** A LocalExecutor's thread pool (private: tests look at its threads and kill them on cue). */
+  function poolOf(ex: LocalExecutor): Pick<ThreadPool<unknown, unknown>, 'idle'> & { slots: { worker: { terminate(): Promise<number> } }[] } {
+    return (ex as unknown as { pool: ReturnType<typeof poolOf> }).pool;
+  }
+
+  /** The pool's threads of a LocalExecutor, to kill (no public way to make a thread die on cue). */
   function poolThreads(ex: LocalExecutor): { worker: { terminate(): Promise<number> } }[] {
-    return (ex as unknown as { pool: { slots: { worker: { terminate(): Promise<number> } }[] } }).pool.slots;
+    return poolOf(ex).slots;
   }
 
   /** `ex` with `kill(tasks, when)` called just before each runShards call and just after it returned its promise. */
@@ -245,7 +250,7 @@ describe('LocalExecutor', () => {
     const spec = { ...tinySpec, steps: 16, evalEvery: 16 };
     const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
     let ex: LocalExecutor | undefined;
-    const pool = (): ThreadPool<unknown, unknown> => (ex as unknown as { pool: ThreadPool<unknown, unknown> }).pool;
+    const pool = (): Pick<ThreadPool<unknown, unknown>, 'idle'> => poolOf(ex!);
     const computedBy: string[][] = [];
     let upAfterFirstCall: boolean | undefined;
     // The executor (and its thread) is created at the job's first publication, so the first step's

@@ -93,6 +93,9 @@ async function strideTta(impl: TtaRun['impl'], label: string, executor: Executor
   return { impl, label, hit, history, load: loadavg()[0] };
 }
 
+/** Steps of the job that warms the workers up for `warm` (see `benchTta`). */
+const WARMING_STEPS = 300;
+
 /** Trains WARMING_STEPS steps of the default job (seed `seed`) on `executor`, for the workers' sake. */
 async function warmUp(executor: Executor, seed: number): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), 'stride-bench-warming-'));
@@ -119,9 +122,6 @@ function torchTta(seed: number, evalEvery: number, target: number): TtaRun {
     load: loadavg()[0],
   };
 }
-
-/** Steps of the job that warms the workers up for `warm` (see `benchTta`). */
-const WARMING_STEPS = 300;
 
 /**
  * `reps` repetitions of: PyTorch (2 threads) when `torch`, the default job through 2 worker

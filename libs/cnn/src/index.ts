@@ -6,6 +6,9 @@ export { setProfiler } from './profile.ts';
 export type { Profiler, ProfilePhase } from './profile.ts';
 export { Tensor, tensor, fromData, zeros, ones, noGrad, isGradEnabled } from './tensor.ts';
 export type { TensorOptions } from './tensor.ts';
+// Reuse of a training step's arrays by the next step (the engine's shard computation).
+export { BufferArena, withArena } from './arena.ts';
+export type { ArenaStats } from './arena.ts';
 export { ShapeError } from './assert.ts';
 export * from './ops/index.ts';
 export * from './model/index.ts';

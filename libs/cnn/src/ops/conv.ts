@@ -9,6 +9,7 @@ import { Tensor, record, result, tracking } from '../tensor.ts';
 import type { Pair } from '../types.ts';
 import { relu } from './elementwise.ts';
 import { maxPool2d } from './pool.ts';
+import { allocF32, allocI32 } from '../arena.ts';
 
 export interface Conv2dOptions {
   /** Default 1. */
@@ -53,7 +54,7 @@ function checkBias(op: string, bias: Tensor | null, outCh: number): void {
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
   const d = conv2dDims('conv2d', x, weight, bias, opts);
   const { n, cOut, outH, outW } = d;
-  const out = result(new Float32Array(n * cOut * outH * outW), [n, cOut, outH, outW]);
+  const out = result(allocF32(n * cOut * outH * outW), [n, cOut, outH, outW]);
   conv2dForward(x.data, weight.data, bias === null ? null : bias.data, out.data, d);
   if (tracking(x, weight, bias)) {
     record(out, [x, weight, bias], (g) => {
@@ -100,9 +101,9 @@ export function conv2dRelu(x: Tensor, weight: Tensor, bias: Tensor | null = null
   const d = conv2dDims('conv2dRelu', x, weight, bias, opts);
   const { n, cOut, outH, outW } = d;
   const shape = pool2x2 ? [n, cOut, outH >> 1, outW >> 1] : [n, cOut, outH, outW];
-  const out = result(new Float32Array(n * cOut * shape[2] * shape[3]), shape);
+  const out = result(allocF32(n * cOut * shape[2] * shape[3]), shape);
   const track = tracking(x, weight, bias);
-  const argmax = pool2x2 && track ? new Int32Array(out.numel) : null;
+  const argmax = pool2x2 && track ? allocI32(out.numel) : null;
   if (out.numel === 0 || !conv2dReluForwardWasm(x.data, weight.data, bias === null ? null : bias.data, d, pool2x2, out.data, argmax)) {
     const y = relu(conv2d(x, weight, bias, opts));
     return pool2x2 ? maxPool2d(y, { kernelSize: 2 }) : y;
@@ -148,7 +149,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null =
   assert(outH >= 1 && outW >= 1, () => `${op}: output would be ${outH}x${outW} for input ${fmt(x.shape)}, weight ${fmt(weight.shape)}, padding ${padH}x${padW}`);
   // The convolution whose input-gradient this op computes: its input is our output.
   const d: Conv2dDims = { n, cIn: cOut, h: outH, w: outW, cOut: cIn, kh, kw, strideH, strideW, padH, padW, dilH, dilW, groups, outH: h, outW: w };
-  const out = result(new Float32Array(n * cOut * outH * outW), [n, cOut, outH, outW]);
+  const out = result(allocF32(n * cOut * outH * outW), [n, cOut, outH, outW]);
   conv2dBackwardInput(x.data, weight.data, out.data, d);
   if (bias !== null) addBias(out.data, bias.data, n, cOut, outH * outW);
   if (tracking(x, weight, bias)) {

@@ -4,11 +4,12 @@ import { assert, assertRange, fmt } from '../assert.ts';
 import type { Rng } from '../rng.ts';
 import { Tensor, accumulate, record, result, tracking } from '../tensor.ts';
 import { addWasm, leakyReluBackwardWasm, leakyReluWasm, reluBackwardWasm, reluWasm } from '../kernels/wasm/elementwise.ts';
+import { allocF32, allocI32 } from '../arena.ts';
 
 /** Applies `f` element-wise; backward multiplies by `df(x, y)` (y = f(x)). */
 function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) => number): Tensor {
   const src = x.data;
-  const data = new Float32Array(src.length);
+  const data = allocF32(src.length);
   for (let i = 0; i < src.length; i++) data[i] = f(src[i]);
   const out = result(data, x.shape);
   if (tracking(x)) {
@@ -26,7 +27,7 @@ function unary(x: Tensor, f: (v: number) => number, df: (x: number, y: number) =
  */
 function rectify(x: Tensor, slope: number): Tensor {
   const src = x.data;
-  const data = new Float32Array(src.length);
+  const data = allocF32(src.length);
   if (!(slope === 0 ? reluWasm(src, data) : leakyReluWasm(src, data, slope))) {
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
@@ -108,8 +109,8 @@ function broadcast(op: string, a: Tensor, b: Tensor): Broadcast {
   const sb = strides(b);
   let total = 1;
   for (const d of shape) total *= d;
-  const ia = new Int32Array(total);
-  const ib = new Int32Array(total);
+  const ia = allocI32(total);
+  const ib = allocI32(total);
   const idx = new Array<number>(nd).fill(0);
   let oa = 0;
   let ob = 0;
@@ -143,7 +144,7 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   const B = b.data;
   if (sameShape(a, b)) {
     // Fast path: no index maps.
-    const data = new Float32Array(A.length);
+    const data = allocF32(A.length);
     if (kind === 0) {
       if (!addWasm(A, B, data)) for (let i = 0; i < A.length; i++) data[i] = A[i] + B[i];
     } else if (kind === 1) for (let i = 0; i < A.length; i++) data[i] = A[i] - B[i];
@@ -168,7 +169,7 @@ function binary(op: string, kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
     return out;
   }
   const { shape, ia, ib } = broadcast(op, a, b);
-  const data = new Float32Array(ia.length);
+  const data = allocF32(ia.length);
   if (kind === 0) for (let i = 0; i < data.length; i++) data[i] = A[ia[i]] + B[ib[i]];
   else if (kind === 1) for (let i = 0; i < data.length; i++) data[i] = A[ia[i]] - B[ib[i]];
   else for (let i = 0; i < data.length; i++) data[i] = A[ia[i]] * B[ib[i]];
@@ -225,10 +226,10 @@ export function dropout(x: Tensor, opts: DropoutOptions = {}): Tensor {
   const rng = opts.rng;
   assertRange(rng !== undefined, () => 'dropout: an rng is required when training with p > 0');
   const src = x.data;
-  const mask = new Float32Array(src.length);
+  const mask = allocF32(src.length);
   const keep = p === 1 ? 0 : 1 / (1 - p);
   for (let i = 0; i < src.length; i++) mask[i] = rng.next() < p ? 0 : keep;
-  const data = new Float32Array(src.length);
+  const data = allocF32(src.length);
   for (let i = 0; i < src.length; i++) data[i] = src[i] * mask[i];
   const out = result(data, x.shape);
   if (tracking(x)) {

@@ -3,6 +3,7 @@
 import { assert, fmt } from '../assert.ts';
 import { sgemm } from '../kernels/gemm.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
+import { allocF32 } from '../arena.ts';
 
 /**
  * x [..., in], weight [out, in], bias [out] → [..., out] (PyTorch F.linear). Leading dims are
@@ -14,7 +15,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   assert(x.shape.length >= 1 && x.shape[x.shape.length - 1] === inF, () => `linear: input ${fmt(x.shape)} must end in ${inF} features for weight ${fmt(weight.shape)}`);
   assert(bias === null || (bias.shape.length === 1 && bias.shape[0] === outF), () => `linear: bias has shape ${fmt(bias!.shape)}, expected [${outF}]`);
   const rows = x.numel / inF;
-  const data = new Float32Array(rows * outF);
+  const data = allocF32(rows * outF);
   // Y[rows×out] = X[rows×in] · Wᵀ + b
   sgemm(rows, outF, inF, x.data, weight.data, data, false, true, false, bias === null ? null : bias.data);
   const out = result(data, [...x.shape.slice(0, -1), outF]);

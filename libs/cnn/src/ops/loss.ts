@@ -5,6 +5,7 @@ import { assert, assertRange, fmt } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
 import { softmaxWasm, xentGradWasm } from '../kernels/wasm/softmax.ts';
 import { sigmoidScalar } from './elementwise.ts';
+import { allocF32, allocF64 } from '../arena.ts';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -40,11 +41,11 @@ export function crossEntropy(logits: Tensor, labelsIn: ArrayLike<number>, opts: 
   // Per position: the softmax, kept for backward, and the max-shifted log-sum-exp: the loss is
   // −f32(z_y − lse), as log-softmax gives it.
   const z = logits.data;
-  const prob = new Float32Array(logits.numel);
-  const max = new Float64Array(rows);
-  const sum = new Float64Array(rows);
+  const prob = allocF32(logits.numel);
+  const max = allocF64(rows);
+  const sum = allocF64(rows);
   if (!softmaxWasm(z, prob, n, c, inner, max, sum)) softmaxRows(z, prob, n, c, inner, max, sum);
-  const losses = new Float64Array(rows);
+  const losses = allocF64(rows);
   for (let b = 0, r = 0; b < n; b++) {
     const z0 = b * c * inner;
     for (let i = 0; i < inner; i++, r++) {
@@ -58,7 +59,7 @@ export function crossEntropy(logits: Tensor, labelsIn: ArrayLike<number>, opts: 
     // d/dz = w · (softmax(z) − onehot(y))
     record(out, [logits], (g) => {
       const gz = logits.gradSink();
-      const w = new Float64Array(rows);
+      const w = allocF64(rows);
       for (let r = 0; r < rows; r++) w[r] = weight(g, r);
       if (!xentGradWasm(gz, prob, w, labels, n, c, inner)) crossEntropyGrad(gz, prob, w, labels, n, c, inner);
     });
@@ -82,7 +83,7 @@ export function crossEntropyGrad(gz: Float32Array, prob: Float32Array, w: Float6
  * class order, float64) into max and sum.
  */
 function softmaxRows(z: Float32Array, prob: Float32Array, n: number, c: number, inner: number, max: Float64Array, sum: Float64Array): void {
-  const ex = new Float64Array(c);
+  const ex = allocF64(c);
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < inner; i++) {
       const base = b * c * inner + i;
@@ -107,7 +108,7 @@ export function mse(pred: Tensor, target: Tensor, opts: LossOptions = {}): Tenso
   checkSame('mse', pred, target, 'pred', 'target');
   const p = pred.data;
   const t = target.data;
-  const losses = new Float64Array(p.length);
+  const losses = allocF64(p.length);
   for (let i = 0; i < p.length; i++) {
     const d = p[i] - t[i];
     losses[i] = d * d;
@@ -152,7 +153,7 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, op
   const pwAt = pw.length === 1 ? () => pw[0] : (i: number) => pw[i % last];
   const x = logits.data;
   const y = targets.data;
-  const losses = new Float64Array(x.length);
+  const losses = allocF64(x.length);
   for (let i = 0; i < x.length; i++) losses[i] = pwAt(i) * y[i] * softplus(-x[i]) + (1 - y[i]) * softplus(x[i]);
   const { out, weight } = reduceLoss(op, losses, logits.shape, opts.reduction ?? 'mean');
   if (tracking(logits, targets)) {

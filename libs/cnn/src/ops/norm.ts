@@ -6,6 +6,7 @@ import { type BatchNormCoefs, type BatchNormGradCoefs, type ChannelMoments, batc
 import { wasmKernels } from '../kernels/wasm/runtime.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
 import { leakyRelu, relu } from './elementwise.ts';
+import { allocF32, allocF64 } from '../arena.ts';
 
 export interface BatchNorm2dOptions {
   /** Normalise with batch statistics and update the running ones. Default false (PyTorch F.batch_norm). */
@@ -73,10 +74,10 @@ function batchNormCore(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor
   const src = x.data;
   const g = gamma === null ? null : gamma.data;
   const bt = beta === null ? null : beta.data;
-  const invStd = new Float64Array(c);
+  const invStd = allocF64(c);
   // The statistics (updating the running ones) and y = (x − μ)·k + shift with k = γ/σ.
   const coefs = (moments: ChannelMoments): BatchNormCoefs => {
-    const mean = new Float64Array(c);
+    const mean = allocF64(c);
     if (training) {
       const sums = moments(null);
       for (let ch = 0; ch < c; ch++) mean[ch] = sums[ch] / count;
@@ -93,15 +94,15 @@ function batchNormCore(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor
         invStd[ch] = 1 / Math.sqrt(runVar![ch] + eps);
       }
     }
-    const scale = new Float64Array(c);
-    const shift = new Float64Array(c);
+    const scale = allocF64(c);
+    const shift = allocF64(c);
     for (let ch = 0; ch < c; ch++) {
       scale[ch] = invStd[ch] * (g === null ? 1 : g[ch]);
       shift[ch] = bt === null ? 0 : bt[ch];
     }
     return { mean, scale, shift };
   };
-  const data = new Float32Array(src.length);
+  const data = allocF32(src.length);
   let k: BatchNormCoefs | null = null;
   const onWasm = batchNormForwardWasm(src, data, n, c, hw, slope, (moments) => (k = coefs(moments)));
   if (!onWasm && slope !== null) {
@@ -129,8 +130,8 @@ function batchNormCore(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor
       const gb = beta !== null && beta.requiresGrad ? beta.gradSink() : null;
       // Σ dy and Σ dy·x̂ per channel (interleaved) → the parameter gradients and what dx needs.
       const fromSums = (sums: Float64Array): BatchNormGradCoefs => {
-        const mdy = new Float64Array(c);
-        const mdyx = new Float64Array(c);
+        const mdy = allocF64(c);
+        const mdyx = allocF64(c);
         for (let ch = 0; ch < c; ch++) {
           const sdy = sums[2 * ch];
           const sdyx = sums[2 * ch + 1];
@@ -144,7 +145,7 @@ function batchNormCore(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor
       // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)): μ and σ depend on x too (training).
       if (training && batchNormBackwardWasm(gy, data, src, gx, n, c, hw, slope, mean, invStd, fromSums)) return;
       // The normalisation's output gradient: through the activation (y > 0 exactly where its input is, slope ≥ 0).
-      const dy = slope === null ? gy : new Float32Array(gy.length);
+      const dy = slope === null ? gy : allocF32(gy.length);
       if (slope !== null) for (let i = 0; i < dy.length; i++) dy[i] += data[i] > 0 ? gy[i] : gy[i] * slope;
       const m = fromSums(gradSums(dy, src, n, c, hw, mean, invStd));
       if (gx === null) return;
@@ -166,7 +167,7 @@ function batchNormCore(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor
 
 /** Σ x per channel over (N, H, W) (mean null), or Σ (x − mean[ch])², element after element. */
 function channelSums(src: Float32Array, n: number, c: number, hw: number, mean: Float64Array | null): Float64Array {
-  const sums = new Float64Array(c);
+  const sums = allocF64(c);
   for (let ch = 0; ch < c; ch++) {
     let s = 0;
     if (mean === null) {

@@ -12,6 +12,7 @@ import {
 } from '../kernels/pool.ts';
 import { Tensor, record, result, tracking } from '../tensor.ts';
 import type { Pair } from '../types.ts';
+import { allocF32, allocI32 } from '../arena.ts';
 
 export interface Pool2dOptions {
   kernelSize: Pair;
@@ -40,9 +41,9 @@ function poolDims(op: string, x: Tensor, opts: Pool2dOptions): Pool2dDims {
 function extremePool(op: string, x: Tensor, opts: Pool2dOptions, sign: 1 | -1): Tensor {
   const d = poolDims(op, x, opts);
   const shape = [x.shape[0], x.shape[1], d.outH, d.outW];
-  const out = result(new Float32Array(d.planes * d.outH * d.outW), shape);
+  const out = result(allocF32(d.planes * d.outH * d.outW), shape);
   const track = tracking(x);
-  const argmax = track ? new Int32Array(out.data.length) : null;
+  const argmax = track ? allocI32(out.data.length) : null;
   maxPool2dForward(x.data, out.data, argmax, d, sign);
   if (track) record(out, [x], (g) => maxPool2dBackward(g, argmax!, x.gradSink()));
   return out;
@@ -61,7 +62,7 @@ export function minPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
 /** Average pooling, PyTorch avg_pool2d defaults: padded zeros count (divisor kH·kW). */
 export function avgPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const d = poolDims('avgPool2d', x, opts);
-  const out = result(new Float32Array(d.planes * d.outH * d.outW), [x.shape[0], x.shape[1], d.outH, d.outW]);
+  const out = result(allocF32(d.planes * d.outH * d.outW), [x.shape[0], x.shape[1], d.outH, d.outW]);
   avgPool2dForward(x.data, out.data, d);
   if (tracking(x)) record(out, [x], (g) => avgPool2dBackward(g, x.gradSink(), d));
   return out;
@@ -73,7 +74,7 @@ export function globalAvgPool2d(x: Tensor): Tensor {
   const [n, c, h, w] = x.shape;
   const hw = h * w;
   assert(hw > 0, () => `globalAvgPool2d: input ${fmt(x.shape)} has no spatial extent`);
-  const out = result(new Float32Array(n * c), [n, c, 1, 1]);
+  const out = result(allocF32(n * c), [n, c, 1, 1]);
   const src = x.data;
   for (let pl = 0; pl < n * c; pl++) {
     let s = 0;
@@ -98,7 +99,7 @@ export function upsampleNearest2d(x: Tensor, scaleFactor: Pair): Tensor {
   const [sH, sW] = pair(scaleFactor, op, 'scaleFactor', 1);
   assert(x.shape.length === 4, () => `${op}: input must be 4-d [N, C, H, W], got ${fmt(x.shape)}`);
   const [n, c, h, w] = x.shape;
-  const out = result(new Float32Array(n * c * h * sH * w * sW), [n, c, h * sH, w * sW]);
+  const out = result(allocF32(n * c * h * sH * w * sW), [n, c, h * sH, w * sW]);
   upsampleNearest2dForward(x.data, out.data, n * c, h, w, sH, sW);
   if (tracking(x)) record(out, [x], (g) => upsampleNearest2dBackward(g, x.gradSink(), n * c, h, w, sH, sW));
   return out;

@@ -2,6 +2,7 @@
 
 import { normDim } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
+import { allocF32 } from '../arena.ts';
 
 function reduce(op: string, x: Tensor, dim: number | undefined, keepdim: boolean, isMean: boolean): Tensor {
   let outer = 1;
@@ -21,7 +22,7 @@ function reduce(op: string, x: Tensor, dim: number | undefined, keepdim: boolean
   }
   const f = isMean ? 1 / len : 1;
   const src = x.data;
-  const data = new Float32Array(outer * inner);
+  const data = allocF32(outer * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       let s = 0;

@@ -2,6 +2,7 @@
 
 import { assert, fmt, normDim } from '../assert.ts';
 import { Tensor, accumulate, numelOf, record, result, tracking } from '../tensor.ts';
+import { allocF32 } from '../arena.ts';
 
 /** Same data, new shape; one dimension may be −1 (inferred). Shares storage with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -53,7 +54,7 @@ export function concat(tensors: readonly Tensor[], dim = 1): Tensor {
   const inner = numelOf(first.shape.slice(d + 1));
   const shape = first.shape.slice();
   shape[d] = total;
-  const data = new Float32Array(outer * total * inner);
+  const data = allocF32(outer * total * inner);
   const rowLen = total * inner;
   // Each input is a block of `t.shape[d]·inner` values per outer index, placed at its offset.
   let offset = 0;

@@ -2,6 +2,7 @@
 
 import { normDim } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
+import { allocF32 } from '../arena.ts';
 
 /** Splits a shape around `dim` into (outer, len, inner) so element (o, k, i) is at (o·len + k)·inner + i. */
 function around(x: Tensor, dim: number, op: string): [number, number, number] {
@@ -27,7 +28,7 @@ export function logSoftmaxKernel(src: Float32Array, dst: Float32Array, outer: nu
 /** e^x / Σ e^x along `dim`. */
 export function softmax(x: Tensor, dim: number): Tensor {
   const [outer, len, inner] = around(x, dim, 'softmax');
-  const y = new Float32Array(x.numel);
+  const y = allocF32(x.numel);
   logSoftmaxKernel(x.data, y, outer, len, inner);
   for (let i = 0; i < y.length; i++) y[i] = Math.exp(y[i]);
   const out = result(y, x.shape);
@@ -51,7 +52,7 @@ export function softmax(x: Tensor, dim: number): Tensor {
 /** x − log Σ e^x along `dim`. */
 export function logSoftmax(x: Tensor, dim: number): Tensor {
   const [outer, len, inner] = around(x, dim, 'logSoftmax');
-  const y = new Float32Array(x.numel);
+  const y = allocF32(x.numel);
   logSoftmaxKernel(x.data, y, outer, len, inner);
   const out = result(y, x.shape);
   if (tracking(x)) {

@@ -7,6 +7,7 @@
 
 import { assert, fmt, normDim } from '../assert.ts';
 import { Tensor, numelOf, record, result, tracking } from '../tensor.ts';
+import { allocF32 } from '../arena.ts';
 
 /** Elements `start .. start + length - 1` of `x` along `dim` (negative dims count from the end); a copy. */
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
@@ -22,7 +23,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const dstRow = length * inner; // ... in the result
   const offset = start * inner;
   const src = x.data;
-  const data = new Float32Array(outer * dstRow);
+  const data = allocF32(outer * dstRow);
   for (let o = 0; o < outer; o++) data.set(src.subarray(o * srcRow + offset, o * srcRow + offset + dstRow), o * dstRow);
   const shape = x.shape.slice();
   shape[d] = length;

@@ -4,7 +4,7 @@
 // one thread computes it start to finish, with a dropout stream derived from (seed, step, shard).
 // That makes the shard the unit of determinism: whichever thread or machine computes it, and
 // however often, the bytes are the same.
-import { buildModel, createRng, deriveSeed, fromData, kernelNumerics, noGrad, setKernelNumerics, type Model, type Param, type Tensor } from '@stride/cnn';
+import { BufferArena, buildModel, createRng, deriveSeed, fromData, kernelNumerics, noGrad, setKernelNumerics, withArena, type Model, type Param, type Tensor } from '@stride/cnn';
 import { normalizeInto } from '@stride/data';
 import { StaleParamsError, ShardResultError } from './errors.ts';
 import type { JobContext, ShardResult, ShardTask } from './executor.ts';
@@ -89,6 +89,11 @@ export class ShardComputer {
   private readonly publishedBuffers: Float32Array;
   private input = new Float32Array(0);
   private readonly inputShape: readonly [number, number, number];
+  /**
+   * The arrays a shard's forward and backward passes allocate, reused by the next shard of the
+   * same kind (see `BufferArena`): nothing of a shard's graph outlives its `compute`.
+   */
+  readonly arenas = { train: new BufferArena(), eval: new BufferArena() };
 
   constructor(readonly job: JobContext) {
     this.model = buildModel(job.modelSpec, { seed: job.seed });
@@ -120,20 +125,25 @@ export class ShardComputer {
 
   /**
    * Computes one shard with the loaded version, in the job's kernel numerics (this thread's are
-   * restored afterwards). `extra` is copied into the result (queueMs, workerId). Throws where the
-   * job's numerics cannot run ('fma' without relaxed SIMD or without FMA in the CPU).
+   * restored afterwards). `extra` is copied into the result (queueMs, workerId). A training shard's
+   * gradient and buffers go into `out` when given (`stateLength` floats: the gradient, then the
+   * buffers; the result's arrays are views of it), else into new arrays. Throws where the job's
+   * numerics cannot run ('fma' without relaxed SIMD or without FMA in the CPU).
    */
-  compute(task: ShardTask, extra: { queueMs?: number; workerId?: string } = {}): ShardResult {
+  compute(task: ShardTask, extra: { queueMs?: number; workerId?: string } = {}, out?: Float32Array): ShardResult {
+    if (out !== undefined && out.length !== this.job.stateLength) {
+      throw new RangeError(`ShardComputer.compute: out has ${out.length} floats, job ${this.job.jobId} needs ${this.job.stateLength} (gradient then buffers)`);
+    }
     const previous = kernelNumerics();
     setKernelNumerics(this.job.numerics ?? 'exact');
     try {
-      return this.computeNow(task, extra);
+      return withArena(this.arenas[task.kind], () => this.computeNow(task, extra, out));
     } finally {
       setKernelNumerics(previous);
     }
   }
 
-  private computeNow(task: ShardTask, extra: { queueMs?: number; workerId?: string }): ShardResult {
+  private computeNow(task: ShardTask, extra: { queueMs?: number; workerId?: string }, out: Float32Array | undefined): ShardResult {
     const started = performance.now();
     const { job, model } = this;
     if (task.jobId !== job.jobId) throw new ShardResultError(`shard task of job ${task.jobId} sent to the computer of job ${job.jobId}`);
@@ -165,8 +175,8 @@ export class ShardComputer {
       const loss = taskLoss(job, output, task);
       loss.backward();
       lossSum = loss.item();
-      gradient = concat(model.params, 'grad', new Float32Array(job.gradientLength));
-      if (job.bufferLength > 0) buffers = concat(model.buffers, 'data', new Float32Array(job.bufferLength));
+      gradient = concat(model.params, 'grad', out ? out.subarray(0, job.gradientLength) : new Float32Array(job.gradientLength));
+      if (job.bufferLength > 0) buffers = concat(model.buffers, 'data', out ? out.subarray(job.gradientLength) : new Float32Array(job.bufferLength));
     } else {
       [output, lossSum] = noGrad(() => {
         const out = model.forward(x, { training: false });

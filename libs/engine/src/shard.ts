@@ -168,8 +168,10 @@ export class ShardComputer {
     let gradient: Float32Array | undefined;
     let buffers: Float32Array | undefined;
     let stats: number[] | undefined;
+    // Every shard starts from the version's published buffers: a training shard before it on this
+    // computer updated them (batch norm's running statistics), which an evaluation shard reads.
+    if (job.bufferLength > 0) unpackBuffers(model.buffers, this.publishedBuffers);
     if (task.kind === 'train') {
-      if (job.bufferLength > 0) unpackBuffers(model.buffers, this.publishedBuffers);
       model.zeroGrad();
       output = model.forward(x, { training: true, rng: createRng(dropoutSeed(job.seed, task.step, task.shard)) });
       const loss = taskLoss(job, output, task);

@@ -202,6 +202,13 @@ export interface Executor {
    * result: whatever was not staged when `runShards` comes is sent then.
    */
   prepareShards?(job: JobContext, tasks: readonly ShardTask[]): void;
+  /**
+   * Optional: the caller is done with these results of a `runShards` call of the job and with
+   * their `gradient` and `buffers` arrays, which the executor may now write later results into
+   * (the local executor does: a training step then allocates no gradient arrays). Results not
+   * handed back stay the caller's.
+   */
+  recycle?(job: JobContext, results: readonly ShardResult[]): void;
   /** Drops everything kept for the job (cached models, published versions). Idempotent. */
   releaseJob(jobId: string): Promise<void>;
   /** Releases threads / connections. Idempotent: every call returns the same promise. */

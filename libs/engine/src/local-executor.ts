@@ -43,10 +43,28 @@ const SPIN_MS = 1;
 const WAIT_REPLY_MIN_MS = 2;
 const WAIT_REPLY_MAX_MS = 50;
 
-interface Published {
+/**
+ * A job's shared memory, reused by its calls: each call waits for all its threads' replies, so a
+ * call's buffers are free again once it returns, and `releaseJob` (the trainer's last word on
+ * every run, aborted ones included) drops them, so a resumed job never writes over memory that an
+ * orphaned thread of an aborted call might still use.
+ */
+interface JobMemory {
   readonly version: number;
+  /** The packed state of `version`. */
   readonly state: SharedArrayBuffer;
+  /** The tasks' pixels of the last call that had helper threads (a larger call makes a new one). */
+  pixels?: SharedArrayBuffer;
+  /** Int32 [1]: the shared task counter (see `LocalShardsRequest.claim`), zeroed per call. */
+  readonly claim: Int32Array;
+  /** Gradient slots (`stateLength` float32 each) handed back with `recycle`, free for the next train call. */
+  readonly free: SharedArrayBuffer[];
+  /** Every gradient slot made for the job, held weakly: a slot never handed back is collected. */
+  readonly slots: WeakSet<SharedArrayBuffer>;
 }
+
+/** Free gradient slots kept per job, at most. */
+const MAX_FREE_SLOTS = 64;
 
 export class LocalExecutor implements Executor {
   readonly threads: number;
@@ -54,7 +72,7 @@ export class LocalExecutor implements Executor {
   private readonly maxAttempts: number;
   /** Undefined when the calling thread is the only compute thread. */
   private readonly pool?: ThreadPool<LocalThreadRequest, LocalThreadReply>;
-  private readonly published = new Map<string, Published>();
+  private readonly published = new Map<string, JobMemory>();
   /** The calling thread's models (`callerComputes`). */
   private readonly computers = new Map<string, ShardComputer>();
   private closing?: Promise<void>;
@@ -77,14 +95,25 @@ export class LocalExecutor implements Executor {
       throw new RangeError(`LocalExecutor.publishParams: job ${job.jobId} version ${version}: ${state.byteLength} bytes, expected ${job.stateLength * 4}`);
     }
     // One buffer per job, written over by each version: a version is read only by the runShards
-    // calls made for it, and each call waits for all its threads' replies, so they are over before
-    // the trainer publishes the next. A call left by an abort ends the run, and `releaseJob` (the
-    // trainer's last word on every run) drops the buffer, so a resumed job never writes over one an
-    // orphaned thread might still be reading.
-    const previous = this.published.get(job.jobId)?.state;
-    const shared = previous?.byteLength === state.byteLength ? previous : new SharedArrayBuffer(state.byteLength);
+    // calls made for it, which are over before the trainer publishes the next (see `JobMemory`).
+    const previous = this.published.get(job.jobId);
+    const shared = previous?.state.byteLength === state.byteLength ? previous.state : new SharedArrayBuffer(state.byteLength);
     new Uint8Array(shared).set(state);
-    this.published.set(job.jobId, { version, state: shared });
+    this.published.set(job.jobId, previous ? { ...previous, version, state: shared } : { version, state: shared, claim: new Int32Array(new SharedArrayBuffer(4)), free: [], slots: new WeakSet() });
+  }
+
+  /**
+   * Takes back the gradient slots of `results` (of this executor's train calls for the job): the
+   * next train calls write their gradients there instead of into new arrays.
+   */
+  recycle(job: JobContext, results: readonly ShardResult[]): void {
+    const memory = this.published.get(job.jobId);
+    if (!memory) return;
+    for (const r of results) {
+      const slot = r.gradient?.buffer;
+      if (!(slot instanceof SharedArrayBuffer) || !memory.slots.has(slot) || memory.free.includes(slot)) continue;
+      if (memory.free.length < MAX_FREE_SLOTS) memory.free.push(slot);
+    }
   }
 
   async runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]> {
@@ -104,14 +133,26 @@ export class LocalExecutor implements Executor {
     const pool = this.pool;
     const up = pool ? [...Array(pool.size).keys()].filter((i) => !this.callerComputes || pool.idle(i)) : [];
     const helpers = up.slice(0, this.callerComputes ? tasks.length - 1 : tasks.length);
+    const memory = published!;
+    let shared = tasks;
+    if (helpers.length > 0) {
+      const images = shareImages(tasks, memory.pixels);
+      memory.pixels = images.buffer;
+      shared = images.tasks;
+    }
+    Atomics.store(memory.claim, 0, 0);
+    // Train calls: every task's gradient goes into a slot of shared memory, one handed back by
+    // `recycle` when there is one.
+    const out = tasks[0].kind === 'train' ? tasks.map(() => this.slot(memory, job)) : undefined;
     const req: LocalShardsRequest = {
       type: 'shards',
       job,
-      version: published!.version,
-      state: published!.state,
-      tasks: helpers.length > 0 ? shareImages(tasks) : tasks,
-      claim: new SharedArrayBuffer(4),
+      version: memory.version,
+      state: memory.state,
+      tasks: shared,
+      claim: memory.claim.buffer as SharedArrayBuffer,
       queuedAt: wallClock(),
+      ...(out ? { out } : {}),
     };
     const results: (ShardResult | undefined)[] = new Array(tasks.length);
     let computeError: unknown;
@@ -120,7 +161,7 @@ export class LocalExecutor implements Executor {
       replies.push(
         pool!.runOn(i, req).then(
           (reply) => {
-            for (const { index, result } of doneOf(reply)) results[index] = result;
+            for (const { index, result } of doneOf(reply)) results[index] = out ? inSlot(result, out[index], job) : result;
           },
           (err: unknown) => {
             // A thread that died (no remote error name) lost the tasks it held: they are run again below.
@@ -155,7 +196,12 @@ export class LocalExecutor implements Executor {
       signal?.throwIfAborted();
       // Tasks of threads that died: once more each, on the pool's per-task retry.
       const missing = tasks.flatMap((_, i) => (results[i] === undefined ? [i] : []));
-      await Promise.all(missing.map(async (i) => (results[i] = await this.runOne(job, req, i))));
+      await Promise.all(
+        missing.map(async (i) => {
+          const result = await this.runOne(job, req, i);
+          results[i] = out ? inSlot(result, out[i], job) : result;
+        }),
+      );
       return results as ShardResult[];
     })();
     if (!signal) return work;
@@ -168,7 +214,7 @@ export class LocalExecutor implements Executor {
 
   /** Task `index` of `req` alone, on the next idle thread (or the caller), tried again if its thread dies. */
   private async runOne(job: JobContext, req: LocalShardsRequest, index: number): Promise<ShardResult> {
-    const alone: LocalShardsRequest = { ...req, tasks: [req.tasks[index]], claim: new SharedArrayBuffer(4) };
+    const alone: LocalShardsRequest = { ...req, tasks: [req.tasks[index]], claim: new SharedArrayBuffer(4), ...(req.out ? { out: [req.out[index]] } : {}) };
     for (let attempt = 2; ; attempt++) {
       try {
         const done = this.pool ? doneOf(await this.pool.run(alone)) : claimShards(this.callerComputer(job), alone, 'caller');
@@ -179,6 +225,15 @@ export class LocalExecutor implements Executor {
         if (!died || attempt >= this.maxAttempts) throw err;
       }
     }
+  }
+
+  /** A free gradient slot of the job, or a new one. */
+  private slot(memory: JobMemory, job: JobContext): SharedArrayBuffer {
+    const free = memory.free.pop();
+    if (free) return free;
+    const slot = new SharedArrayBuffer(job.stateLength * 4);
+    memory.slots.add(slot);
+    return slot;
   }
 
   private callerComputer(job: JobContext): ShardComputer {
@@ -208,6 +263,21 @@ export class LocalExecutor implements Executor {
     })();
     return this.closing;
   }
+}
+
+/**
+ * A thread's train result with its gradient and buffers as views of `slot` (the memory the thread
+ * wrote them into) made on this thread, so `recycle` knows the slot when it is handed back.
+ */
+function inSlot(result: ShardResult, slot: SharedArrayBuffer, job: JobContext): ShardResult {
+  const buffer = result.gradient?.buffer;
+  // Ours already (the caller computed it), or not written into shared memory at all.
+  if (buffer === slot || !(buffer instanceof SharedArrayBuffer)) return result;
+  return {
+    ...result,
+    gradient: new Float32Array(slot, 0, job.gradientLength),
+    ...(result.buffers ? { buffers: new Float32Array(slot, job.gradientLength * 4, job.bufferLength) } : {}),
+  };
 }
 
 function doneOf(reply: LocalThreadReply): readonly ClaimedShard[] {

@@ -19,6 +19,11 @@ export interface LocalShardsRequest {
   readonly claim: SharedArrayBuffer;
   /** `wallClock()` when the call started. */
   readonly queuedAt: number;
+  /**
+   * Per task (train calls): where its gradient and buffers go, `job.stateLength` float32 of
+   * shared memory (see `ShardComputer.compute`); results then carry views of it.
+   */
+  readonly out?: readonly SharedArrayBuffer[];
 }
 
 /** A computed task of a call, by its index in `LocalShardsRequest.tasks`. */
@@ -35,7 +40,8 @@ export function claimShards(computer: ShardComputer, req: LocalShardsRequest, wo
     const startedAt = wallClock();
     if (computer.version !== req.version) computer.setState(req.version, new Float32Array(req.state));
     const fetchMs = wallClock() - startedAt;
-    const result = computer.compute(req.tasks[index], { queueMs: Math.max(0, startedAt - req.queuedAt), workerId });
+    const out = req.out?.[index];
+    const result = computer.compute(req.tasks[index], { queueMs: Math.max(0, startedAt - req.queuedAt), workerId }, out && new Float32Array(out));
     done.push({ index, result: { ...result, timing: { enqueuedAt: req.queuedAt, startedAt, fetchMs, uploadMs: 0, doneAt: wallClock() } } });
     if (signal?.aborted) {
       // Nobody takes another task of the call.
@@ -46,16 +52,21 @@ export function claimShards(computer: ShardComputer, req: LocalShardsRequest, wo
   return done;
 }
 
-/** The tasks with their pixels copied into one SharedArrayBuffer (views of it), so threads receive them without a copy each. */
-export function shareImages(tasks: readonly ShardTask[]): ShardTask[] {
+/**
+ * The tasks with their pixels copied into one SharedArrayBuffer (views of it), so threads receive
+ * them without a copy each: into `into` when it is large enough, else into a new one.
+ */
+export function shareImages(tasks: readonly ShardTask[], into?: SharedArrayBuffer): { tasks: ShardTask[]; buffer: SharedArrayBuffer } {
   let bytes = 0;
   for (const t of tasks) bytes += t.images.byteLength;
-  const shared = new Uint8Array(new SharedArrayBuffer(bytes));
+  const buffer = into !== undefined && into.byteLength >= bytes ? into : new SharedArrayBuffer(bytes);
+  const shared = new Uint8Array(buffer);
   let offset = 0;
-  return tasks.map((t) => {
+  const copies = tasks.map((t) => {
     const images = shared.subarray(offset, offset + t.images.byteLength);
     images.set(t.images);
     offset += t.images.byteLength;
     return { ...t, images };
   });
+  return { tasks: copies, buffer };
 }

@@ -584,6 +584,8 @@ export class Trainer extends TypedEmitter<TrainerListener> {
         offset += b.data.length;
       }
     }
+    // Their gradients are in the parameters now: the executor may reuse the results' arrays.
+    this.options.executor.recycle?.(s.job, results);
     const t2 = performance.now();
     const lr = learningRateAt(s.spec.schedule, s.spec.optimizer.lr, step, s.totalSteps);
     s.optimizer.step(lr);

@@ -281,6 +281,47 @@ describe('LocalExecutor', () => {
     expect(r.paramsSha256).toBe(want);
   });
 
+  it('writes train gradients into the slots the trainer hands back, never into results still held', async () => {
+    const spec = { ...tinySpec, steps: 8, evalEvery: 8 };
+    const want = (await train(spec, { executor: inline, dataDir, jobId: 'inline' })).paramsSha256;
+    const ex = new LocalExecutor({ threads: 2, callerComputes: true });
+    executors.push(ex);
+    // The thread computes shards too (their gradients come back through its reply).
+    while (!poolOf(ex).idle(0)) await new Promise((resolve) => setTimeout(resolve, 5));
+    const slots: ArrayBufferLike[][] = [];
+    const workers = new Set<string>();
+    const held: { gradient: Float32Array; copy: Float32Array }[] = [];
+    const recycling: Executor = {
+      publishParams: (job, version, state) => ex.publishParams(job, version, state),
+      async runShards(job, tasks, signal) {
+        const results = await ex.runShards(job, tasks, signal);
+        if (tasks[0].kind === 'train') slots.push(results.map((r) => r.gradient!.buffer));
+        for (const r of results) workers.add(r.workerId ?? '?');
+        return results;
+      },
+      recycle(job, results) {
+        // Steps 4 and 5 are kept: nothing may write over their gradients.
+        if (results[0].step === 4 || results[0].step === 5) held.push(...results.map((r) => ({ gradient: r.gradient!, copy: r.gradient!.slice() })));
+        else ex.recycle(job, results);
+      },
+      releaseJob: (jobId) => ex.releaseJob(jobId),
+      close: async () => undefined,
+    };
+    const r = await train(spec, { executor: recycling, dataDir, jobId: 'recycling' });
+    expect(r.paramsSha256).toBe(want);
+    expect(workers).toContain('thread-0');
+    expect(slots[0].every((b) => b instanceof SharedArrayBuffer)).toBe(true);
+    const same = (a: readonly ArrayBufferLike[], b: readonly ArrayBufferLike[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+    const disjoint = (a: readonly ArrayBufferLike[], b: readonly ArrayBufferLike[]): boolean => !a.some((x) => b.includes(x));
+    // Each step writes into the slots of the step before, once handed back...
+    for (const step of [1, 2, 3, 4, 7]) expect(same(slots[step], slots[step - 1]), `step ${step}`).toBe(true);
+    // ...and into new ones after a step whose results were kept.
+    expect(disjoint(slots[5], slots[4])).toBe(true);
+    expect(disjoint(slots[6], [...slots[4], ...slots[5]])).toBe(true);
+    expect(held).toHaveLength(2 * 3); // two steps of 3 shards
+    for (const h of held) expect(h.gradient).toEqual(h.copy);
+  });
+
   it("gives the same bytes with 1 and 2 threads as the inline executor, in 'exact' and in 'fma' numerics", async () => {
     const spec = { ...tinySpec, steps: 6, evalEvery: 6 };
     const exact = await train(spec, { executor: inline, dataDir, jobId: 'inline' });

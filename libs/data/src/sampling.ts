@@ -80,12 +80,15 @@ export function shardRanges(batchLength: number, shards: number): ShardRange[] {
   return out;
 }
 
-/** Copies the selected samples (images and labels, in `indices` order) out of a dataset. */
-export function gatherSamples(ds: Dataset, indices: ArrayLike<number>): SampleBatch {
+/** Copies the selected samples (images and labels, in `indices` order) out of a dataset, into `into` when given. */
+export function gatherSamples(ds: Dataset, indices: ArrayLike<number>, into?: SampleBatch): SampleBatch {
   const sampleSize = ds.channels * ds.height * ds.width;
   const n = indices.length;
-  const images = new Uint8Array(n * sampleSize);
-  const labels = new Uint8Array(n);
+  if (into !== undefined && (into.images.length !== n * sampleSize || into.labels.length !== n)) {
+    throw new RangeError(`gatherSamples: into holds ${into.images.length} pixels and ${into.labels.length} labels, ${n} samples need ${n * sampleSize} and ${n}`);
+  }
+  const images = into?.images ?? new Uint8Array(n * sampleSize);
+  const labels = into?.labels ?? new Uint8Array(n);
   for (let k = 0; k < n; k++) {
     const i = indices[k];
     if (!Number.isInteger(i) || i < 0 || i >= ds.count) {

@@ -131,6 +131,17 @@ describe('gatherSamples', () => {
     expect(ds.images[12]).toBe(30);
   });
 
+  it('gathers into given arrays (views of a larger buffer too) and returns them', () => {
+    const buffer = new Uint8Array(20).fill(7);
+    const into = { images: buffer.subarray(4, 12), labels: new Uint8Array(2) };
+    const out = gatherSamples(ds, [2, 1], into);
+    expect(out.images).toBe(into.images);
+    expect(out.labels).toBe(into.labels);
+    expect(Array.from(buffer)).toEqual([7, 7, 7, 7, 20, 21, 22, 23, 10, 11, 12, 13, 7, 7, 7, 7, 7, 7, 7, 7]);
+    expect(Array.from(into.labels)).toEqual([2, 1]);
+    expect(() => gatherSamples(ds, [2, 1, 0], into)).toThrow(new RangeError('gatherSamples: into holds 8 pixels and 2 labels, 3 samples need 12 and 3'));
+  });
+
   it('rejects an index out of range, naming it', () => {
     expect(() => gatherSamples(ds, [1, 4])).toThrow(DatasetError);
     expect(() => gatherSamples(ds, [1, 4])).toThrow(/index 4 at position 1 is out of range \[0, 4\)/);

@@ -193,13 +193,18 @@ export interface Executor {
    * threads. BullMQ: a binary Redis key with an expiry. The caller keeps ownership of `state`.
    */
   publishParams(job: JobContext, version: number, state: Uint8Array): Promise<void>;
-  /** Computes the tasks (all of one job, one parameter version) and returns one result per task, in task order. */
+  /**
+   * Computes the tasks (all of one job, one parameter version) and returns one result per task, in
+   * task order. The tasks' arrays are the caller's again once the call has returned (the trainer
+   * gathers a later step's samples into them): an executor copies what it keeps beyond that.
+   */
   runShards(job: JobContext, tasks: readonly ShardTask[], signal?: AbortSignal): Promise<ShardResult[]>;
   /**
    * Optional hint: `tasks` (the next step's) will be run soon, with a parameter version not
    * published yet. An executor that moves inputs over a network may send them now, while the
    * current step computes, instead of at the start of that step. Never throws and never changes a
-   * result: whatever was not staged when `runShards` comes is sent then.
+   * result: whatever was not staged when `runShards` comes is sent then. The tasks' arrays stay
+   * as they are until that `runShards` has returned.
    */
   prepareShards?(job: JobContext, tasks: readonly ShardTask[]): void;
   /**

@@ -8,7 +8,7 @@
 // seen exactly once per epoch. A batch of length L is cut by `shardRanges(L, S)`: contiguous
 // ranges, sizes differing by at most one, larger first. Only the short last batch can have
 // L < S; its empty shards are not sent (their indices are skipped, the others keep theirs).
-import { augmentInto, gatherSamples, permutation, shardRanges, type AugmentOptions, type Dataset } from '@stride/data';
+import { augmentInto, gatherSamples, permutation, shardRanges, type AugmentOptions, type Dataset, type SampleBatch } from '@stride/data';
 
 /** One shard of one step: the samples `indices[start, end)` of the step's batch. */
 export interface PlannedShard {
@@ -76,13 +76,13 @@ export class StepPlanner {
 }
 
 /**
- * The samples of a shard: copied out of the dataset, ready to ship; augmented when `augment` is
+ * The samples of a shard: copied out of the dataset (into `into` when given), ready to ship; augmented when `augment` is
  * given, each sample by its own (seed, epoch, dataset index) stream, so the pixels do not depend on
  * the shard split (see @stride/data augment.ts).
  */
-export function shardSamples(ds: Dataset, planned: PlannedStep, shard: PlannedShard, augment?: AugmentOptions & { seed: number }): { images: Uint8Array; labels: Uint8Array } {
+export function shardSamples(ds: Dataset, planned: PlannedStep, shard: PlannedShard, augment?: AugmentOptions & { seed: number }, into?: SampleBatch): { images: Uint8Array; labels: Uint8Array } {
   const indices = planned.indices.subarray(shard.start, shard.end);
-  const batch = gatherSamples(ds, indices);
+  const batch = gatherSamples(ds, indices, into);
   if (augment) augmentInto(batch.images, indices, ds.channels, ds.height, ds.width, augment, augment.seed, planned.epoch);
   return batch;
 }

@@ -22,6 +22,7 @@ import {
   type Optimizer,
 } from '@stride/cnn';
 import type { LabeledBox } from '@stride/cnn';
+import type { SampleBatch } from '@stride/data';
 import type { BestEval, JobState, PrimaryMetricName, TrainResult } from '@stride/protocol';
 import { groundTruthObjects, rangeIndices, shardTargets, type JobDataset } from './data.ts';
 import { datasetLabel, datasetsDirOf, loadJobSplits, type LoadedSource } from './sources.ts';
@@ -183,6 +184,8 @@ interface Setup {
   packed?: Float32Array;
   /** The buffer every train step's gradient is reduced into (see `trainStep`). */
   reduced?: Float32Array;
+  /** The samples of even and odd train steps, each reused two steps later (see `trainTasks`). */
+  samples?: [SampleBatch | undefined, SampleBatch | undefined];
 }
 
 /** Progress of a run, restored from a checkpoint on resume. */
@@ -512,8 +515,17 @@ export class Trainer extends TypedEmitter<TrainerListener> {
   /** The shard tasks of a planned train step: its samples (augmented) and targets. */
   private trainTasks(s: Setup, plan: PlannedStep): ShardTask[] {
     const { step } = plan;
+    // Into the buffers of the step two before: a step's tasks are built while the step before it
+    // runs (`prepareNext`) or when it starts, and an executor is done with a step's tasks once its
+    // runShards has returned (see `Executor.runShards`).
+    const samples = (s.samples ??= [undefined, undefined]);
+    const n = plan.indices.length;
+    const sampleSize = s.train.channels * s.train.height * s.train.width;
+    let batch = samples[step % 2];
+    if (batch === undefined || batch.labels.length !== n) batch = samples[step % 2] = { images: new Uint8Array(n * sampleSize), labels: new Uint8Array(n) };
     return plan.shards.map((sh) => {
-      const { images, labels } = shardSamples(s.train, plan, sh, s.spec.augment ? { ...s.spec.augment, seed: s.spec.seed } : undefined);
+      const into = { images: batch.images.subarray(sh.start * sampleSize, sh.end * sampleSize), labels: batch.labels.subarray(sh.start, sh.end) };
+      const { images, labels } = shardSamples(s.train, plan, sh, s.spec.augment ? { ...s.spec.augment, seed: s.spec.seed } : undefined, into);
       const targets = shardTargets(s.job.task, s.train, plan.indices.subarray(sh.start, sh.end));
       return { kind: 'train', jobId: this.jobId, step, shard: sh.shard, paramsVersion: step, count: sh.end - sh.start, images, labels, ...(targets ? { targets } : {}) };
     });

@@ -389,10 +389,15 @@ function nextMessage(port: MessagePort, counts: Int32Array, at: number, until: n
   }
 }
 
+/** Counter reads between two looks at the clock while spinning (each look allocates its number). */
+const SPIN_READS = 64;
+
 /** Spins while `counts[at]` still holds `seen`, for up to `spinMs`; true once it changed. */
 function spinWhile(counts: Int32Array, at: number, seen: number, spinMs: number): boolean {
   if (spinMs <= 0) return false;
   const end = performance.now() + spinMs;
-  while (Atomics.load(counts, at) === seen) if (performance.now() > end) return false;
-  return true;
+  for (;;) {
+    for (let i = 0; i < SPIN_READS; i++) if (Atomics.load(counts, at) !== seen) return true;
+    if (performance.now() > end) return false;
+  }
 }

@@ -81,16 +81,28 @@ function expansion(d: Pick<Conv2dDims, 'kh' | 'kw' | 'strideH' | 'strideW' | 'ou
 }
 
 /** Float offsets of every filter tap (channel, ky, kx), in tap order, into a column-expanded sample. */
-function tapOffsets(channels: number, kh: number, kw: number, e: Expansion, outW: number): number[] {
+function tapOffsets(channels: number, kh: number, kw: number, e: Expansion, outW: number): readonly number[] {
   const { sy, hq } = e;
+  // A layer asks for the same table at every call, forward and backward: built once.
+  const key = `${channels},${kh},${kw},${sy},${hq},${outW}`;
+  const cached = tapTables.get(key);
+  if (cached !== undefined) return cached;
   const off: number[] = [];
   for (let c = 0; c < channels; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) off.push((((c * kw + j) * sy + (i % sy)) * hq + Math.floor(i / sy)) * outW);
+  if (tapTables.size >= MAX_TAP_TABLES) tapTables.clear();
+  tapTables.set(key, off);
   return off;
 }
 
+/** `tapOffsets` tables by geometry (a model has a few; more only when shapes keep changing). */
+const tapTables = new Map<string, readonly number[]>();
+const MAX_TAP_TABLES = 256;
+
 /** The taps' byte offsets (`tapOffsets`), written at `at` for the kernels. */
 function writeTaps(k: WasmKernels, at: number, channels: number, kh: number, kw: number, e: Expansion, outW: number): void {
-  tapOffsets(channels, kh, kw, e, outW).forEach((o, t) => (k.i32[(at >> 2) + t] = 4 * o));
+  const off = tapOffsets(channels, kh, kw, e, outW);
+  const base = at >> 2;
+  for (let t = 0; t < off.length; t++) k.i32[base + t] = 4 * off[t];
 }
 
 /** Expands `planes` input planes at `src` into `dst` (then `slack` zero bytes): `expand`, or `expand_strided` for a strided convolution. */

@@ -45,9 +45,10 @@ const WAIT_REPLY_MAX_MS = 50;
 
 /**
  * A job's shared memory, reused by its calls: each call waits for all its threads' replies, so a
- * call's buffers are free again once it returns, and `releaseJob` (the trainer's last word on
- * every run, aborted ones included) drops them, so a resumed job never writes over memory that an
- * orphaned thread of an aborted call might still use.
+ * call's buffers are free again once it returns. An aborted call returns before its threads are
+ * done: the next call gets a new task counter and pixel buffer, its gradients go to slots nobody
+ * holds, and `releaseJob` (the trainer's last word on every run, aborted ones included) drops the
+ * rest, so a resumed job never writes over memory an orphaned thread might still use.
  */
 interface JobMemory {
   readonly version: number;
@@ -56,7 +57,7 @@ interface JobMemory {
   /** The tasks' pixels of the last call that had helper threads (a larger call makes a new one). */
   pixels?: SharedArrayBuffer;
   /** Int32 [1]: the shared task counter (see `LocalShardsRequest.claim`), zeroed per call. */
-  readonly claim: Int32Array;
+  claim: Int32Array;
   /** Gradient slots (`stateLength` float32 each) handed back with `recycle`, free for the next train call. */
   readonly free: SharedArrayBuffer[];
   /** Every gradient slot made for the job, held weakly: a slot never handed back is collected. */
@@ -206,7 +207,13 @@ export class LocalExecutor implements Executor {
     })();
     if (!signal) return work;
     return new Promise<ShardResult[]>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
+      const onAbort = (): void => {
+        // Threads may still be at this call's tasks: a later call of the job (were it made before
+        // `releaseJob`) gets a task counter and pixels of its own.
+        memory.claim = new Int32Array(new SharedArrayBuffer(4));
+        memory.pixels = undefined;
+        reject(signal.reason);
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });

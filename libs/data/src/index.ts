@@ -20,5 +20,6 @@ export type { ImageFolderDataset, ImageFolderOptions, ImageFolderProgress, Skipp
 export { loadCifar10, CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD } from './cifar10.ts';
 export { augmentInto, augmentDraw, augmentIsActive, AUGMENT_DOMAIN } from './augment.ts';
 export type { AugmentOptions } from './augment.ts';
-export { ThreadPool, ThreadError, serveThread, threadData, threadIndex } from './thread-pool.ts';
+export { ThreadPool, ThreadError, bundleExecArgv, serveThread, threadData, threadIndex } from './thread-pool.ts';
+export { threadBundle, THREAD_BUNDLE_DIR } from './thread-bundle.ts';
 export type { ThreadPoolOptions, ServeThreadOptions } from './thread-pool.ts';

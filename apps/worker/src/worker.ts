@@ -171,7 +171,14 @@ export class ShardWorker {
    * Nothing is taken before (a shard would wait for threads still starting).
    */
   async start(): Promise<void> {
-    await Promise.all([this.processor.ready(), this.worker.waitUntilReady(), this.heartbeat.beat().then(() => this.countLiveThreads())]);
+    try {
+      await Promise.all([this.processor.ready(), this.worker.waitUntilReady(), this.heartbeat.beat().then(() => this.countLiveThreads())]);
+    } catch (err) {
+      // Closed while starting (a SIGTERM right after launch): the threads it waited for are gone,
+      // which is what was asked, not a failure.
+      if (this.closing) return;
+      throw err;
+    }
     if (this.closing) return;
     this.worker.run().catch((err: Error) => this.log(`worker ${this.id}: ${err.message}`));
     // run() starts the fetch loop; the worker is running once it has set itself up.

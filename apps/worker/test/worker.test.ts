@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocalExecutor, train, type JobSpecInput, type ShardResult, type StepMetrics } from '@stride/engine';
 import { bullConnection, BullmqExecutor, createRedis, Keys, listWorkers, resolveTransportConfig, SHARDS_QUEUE, type TransportConfig } from '@stride/queue';
+import { ShardWorker } from '../src/index.ts';
 import { deletePrefix, killAll, startWorker, type Spawned } from './process.ts';
 
 const SMALL: JobSpecInput = {
@@ -183,6 +184,17 @@ describe('worker processes', () => {
     console.log(`worker SIGKILL: median step ${median.toFixed(0)} ms; time lost per kill (ms): ${lost.map((l) => l.toFixed(0)).join(', ')}`);
     // Bounded by lockDuration + stalledInterval (5 s + 2.5 s) plus a recomputation; the slack absorbs a busy machine.
     for (const l of lost) expect(l).toBeLessThan(7500 + Math.max(3 * median, 5000));
+  });
+
+  it('closed while it starts (its threads not up yet): start resolves and the worker closes cleanly', async () => {
+    setUp();
+    const worker = new ShardWorker({ config, threads: 1 });
+    const started = worker.start();
+    const closing = worker.close();
+    await expect(started).resolves.toBeUndefined();
+    await closing;
+    await worker.closed;
+    expect(await listWorkers(redis, new Keys(config.prefix))).toEqual([]);
   });
 
   it('a worker started mid-job takes shards at once; SIGTERM finishes the shard in hand and leaves cleanly', async () => {

@@ -7,7 +7,7 @@
 // entry, with the workspace's own TypeScript inlined and npm packages left as imports, is ready in
 // ~0.09 s.
 //
-// The bundle is built with esbuild (the compiler tsx uses) into node_modules/.cache/stride-threads/,
+// The bundle is built with esbuild (the compiler tsx uses) into node_modules/.cache/stride/threads/,
 // next to a manifest of its input files' sizes and modification times; each pool start checks them
 // (~1 ms) and builds again when one changed (~0.1 s). Where esbuild or the cache directory is not
 // available (a read-only install), threads start through tsx as before.
@@ -19,8 +19,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The repository root: this file is libs/data/src/thread-bundle.ts. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** Where bundles and their manifests go. */
-export const THREAD_BUNDLE_DIR = join(ROOT, 'node_modules', '.cache', 'stride-threads');
+/**
+ * Where bundles and their manifests go: beside the datasets' default cache, but never elsewhere
+ * (not under `STRIDE_CACHE_DIR`): a bundle finds its npm imports from its own place in node_modules.
+ */
+export const THREAD_BUNDLE_DIR = join(ROOT, 'node_modules', '.cache', 'stride', 'threads');
 
 interface Manifest {
   readonly esbuild: string;

@@ -67,6 +67,9 @@ type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false;
 
 const BOOTSTRAP = new URL('./thread-bootstrap.mjs', import.meta.url);
 
+/** Threads of a pool that may die before they are up, in a row, before the pool gives up. */
+const MAX_START_FAILURES = 3;
+
 /** Indices of the counters of a slot's `signal`. */
 const REQUESTS = 0;
 const REPLIES = 1;
@@ -125,18 +128,27 @@ export class ThreadError extends Error {
 /**
  * A fixed-size pool of worker threads. `run` sends a request to the next idle thread (FIFO);
  * `runOn` to a given thread; `broadcast` to every thread. A thread that dies fails its in-flight
- * request with a `ThreadError` and is replaced.
+ * request with a `ThreadError` and is replaced. Threads that die before they are up (an entry
+ * module that cannot load) are replaced twice; the third time in a row the pool shuts down, and
+ * every request fails with a `ThreadError` that says so.
  */
 export class ThreadPool<Req, Res> {
   readonly size: number;
-  /** What the threads start on: a bundle of the entry, or tsx and the entry itself. */
-  readonly startsFrom: 'bundle' | 'tsx';
-  private readonly script: URL;
+  /**
+   * What the threads start on: a bundle of the entry, or tsx and the entry itself (also after a
+   * thread failed to start from the bundle: see `spawn`).
+   */
+  startsFrom: 'bundle' | 'tsx';
+  private script: URL;
+  /** Threads that died before they were up, in a row (see `MAX_START_FAILURES`). */
+  private startFailures = 0;
   private readonly spinMs: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Pending<Res>[] = [];
   private nextId = 1;
   private closing?: Promise<void>;
+  /** Why the pool stopped: closed, or its threads could not start. */
+  private closedBy?: ThreadError;
 
   constructor(private readonly options: ThreadPoolOptions) {
     const size = options.size ?? availableParallelism();
@@ -197,8 +209,13 @@ export class ThreadPool<Req, Res> {
 
   /** Terminates every thread; pending and queued requests fail. Idempotent. */
   close(): Promise<void> {
+    return this.shutDown(new ThreadError(`ThreadPool ${this.options.name ?? 'stride'}: closed`));
+  }
+
+  /** `close`, with `err` as the reason every pending, queued and later request fails with. */
+  private shutDown(err: ThreadError): Promise<void> {
     this.closing ??= (async () => {
-      const err = new ThreadError(`ThreadPool ${this.options.name ?? 'stride'}: closed`);
+      this.closedBy = err;
       for (const p of this.queue.splice(0)) p.reject(err);
       await Promise.all(
         this.slots.map(async (slot) => {
@@ -217,7 +234,7 @@ export class ThreadPool<Req, Res> {
   }
 
   private enqueue(request: unknown, transfer: readonly Transferable[], target: Slot | undefined): Promise<Res> {
-    if (this.closing) return Promise.reject(new ThreadError(`ThreadPool ${this.options.name ?? 'stride'}: closed`));
+    if (this.closing) return Promise.reject(this.closedBy ?? new ThreadError(`ThreadPool ${this.options.name ?? 'stride'}: closed`));
     return new Promise<Res>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, request, transfer, resolve, reject, target });
       this.pump();
@@ -289,6 +306,7 @@ export class ThreadPool<Req, Res> {
     worker.on('message', (msg: { ready: true }) => {
       if (!('ready' in msg)) return;
       slot.ready = true;
+      this.startFailures = 0;
       this.pump();
     });
     port1.on('message', (msg: Reply) => this.onReply(slot, msg));
@@ -297,11 +315,26 @@ export class ThreadPool<Req, Res> {
       const failure = new ThreadError(`thread ${name} died${err ? `: ${err.message}` : ''}`);
       const p = slot.busy;
       slot.busy = undefined;
+      const wasUp = slot.ready;
       slot.ready = false;
       slot.port.close();
       if (this.closing) {
         p?.reject(failure);
         return;
+      }
+      if (!wasUp) {
+        if (this.startsFrom === 'bundle') {
+          // A bundle that builds but does not run here: threads start through tsx from now on.
+          this.script = BOOTSTRAP;
+          this.startsFrom = 'tsx';
+          process.emitWarning(`ThreadPool ${this.options.name ?? 'stride'}: a thread did not start from its bundle (${failure.message}); starting threads through tsx`);
+        } else if (++this.startFailures >= MAX_START_FAILURES) {
+          // The entry module cannot load: every request fails with why, instead of threads
+          // starting and dying for ever.
+          p?.reject(failure);
+          void this.shutDown(new ThreadError(`ThreadPool ${this.options.name ?? 'stride'}: its threads die before they are up (${MAX_START_FAILURES} in a row; last: ${failure.message})`));
+          return;
+        }
       }
       // Replace the thread before failing the request so a retry finds a thread on its way up.
       this.slots[index] = this.spawn(index);

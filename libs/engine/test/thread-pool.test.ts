@@ -175,6 +175,38 @@ describe('thread bundles', () => {
     }
   });
 
+  it('a bundle that builds but does not run: the threads start through tsx instead', async () => {
+    const entry = new URL('only-from-source-thread.ts', dir);
+    writeFileSync(entry, "import { serveThread } from '../../../src/index.ts';\nif (!import.meta.url.endsWith('.ts')) throw new Error('not from the source');\nserveThread(() => ({ ok: true }));\n");
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    const pool = new ThreadPool<unknown, { ok: boolean }>({ entry, size: 1 });
+    try {
+      expect(pool.startsFrom).toBe('bundle');
+      expect(await pool.run({})).toEqual({ ok: true });
+      expect(pool.startsFrom).toBe('tsx');
+      expect(warnings.join('\n')).toMatch(/did not start from its bundle \(.*not from the source/);
+    } finally {
+      process.off('warning', onWarning);
+      await pool.close();
+    }
+  });
+
+  it('an entry that cannot load: requests fail with why, and no thread is started again', async () => {
+    const entry = new URL('failing-thread.ts', dir);
+    writeFileSync(entry, "throw new Error('cannot load');\n");
+    const pool = new ThreadPool<unknown, unknown>({ entry, size: 1, bundle: false });
+    const failed = await pool.run({}).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(failed).toBeInstanceOf(ThreadError);
+    expect(failed!.message).toMatch(/its threads die before they are up \(3 in a row; last: .*cannot load/);
+    await expect(pool.run({})).rejects.toThrow(failed!.message);
+    await pool.close();
+  });
+
   it('a bundled thread gets the module loaders of the process but tsx, and the options that act per thread', () => {
     expect(bundleExecArgv(['--import', 'tsx', '--interrupt-budget=8192', '--enable-source-maps', '--import=./otel.mjs', '--require', 'tsx/cjs', '-r', 'dotenv/config', '--conditions', 'dev', '--max-old-space-size=512'])).toEqual([
       '--enable-source-maps',

@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleExecArgv, THREAD_BUNDLE_DIR, threadBundle } from '@stride/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,7 +134,16 @@ describe('thread bundles', () => {
     writeFileSync(answerFile, 'export const answer: number = 1;\n');
     writeFileSync(entryFile, "import { serveThread } from '../../../src/index.ts';\nimport { answer } from './answer.ts';\nserveThread(() => ({ answer }));\n");
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    // The bundles built for these entries (their names hash the entry's path, new at every run).
+    const prefix = fileURLToPath(dir);
+    for (const file of readdirSync(THREAD_BUNDLE_DIR).filter((f) => f.endsWith('.json'))) {
+      const manifest = JSON.parse(readFileSync(join(THREAD_BUNDLE_DIR, file), 'utf8')) as { entry: string };
+      if (!manifest.entry.startsWith(prefix)) continue;
+      for (const ext of ['.json', '.mjs', '.mjs.map']) rmSync(join(THREAD_BUNDLE_DIR, file.replace(/\.json$/, ext)), { force: true });
+    }
+  });
 
   async function answerOf(options: { bundle?: boolean } = {}): Promise<{ answer: number; startsFrom: string }> {
     const pool = new ThreadPool<unknown, { answer: number }>({ entry: entryFile, size: 1, ...options });

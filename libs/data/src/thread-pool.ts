@@ -134,11 +134,7 @@ export class ThreadError extends Error {
  */
 export class ThreadPool<Req, Res> {
   readonly size: number;
-  /**
-   * What the threads start on: a bundle of the entry, or tsx and the entry itself (also after a
-   * thread failed to start from the bundle: see `spawn`).
-   */
-  startsFrom: 'bundle' | 'tsx';
+  private from: 'bundle' | 'tsx';
   private script: URL;
   /** Threads that died before they were up, in a row (see `MAX_START_FAILURES`). */
   private startFailures = 0;
@@ -158,9 +154,17 @@ export class ThreadPool<Req, Res> {
     if (!(this.spinMs >= 0)) throw new RangeError(`ThreadPool: spinMs must be >= 0, got ${options.spinMs}`);
     const bundle = (options.bundle ?? true) ? threadBundle(options.entry) : undefined;
     this.script = bundle ?? BOOTSTRAP;
-    this.startsFrom = bundle ? 'bundle' : 'tsx';
+    this.from = bundle ? 'bundle' : 'tsx';
     for (let i = 0; i < size; i++) this.slots.push(this.spawn(i));
     this.updateRefs();
+  }
+
+  /**
+   * What the threads start on: a bundle of the entry, or tsx and the entry itself (also after a
+   * thread failed to start from the bundle: see `spawn`).
+   */
+  get startsFrom(): 'bundle' | 'tsx' {
+    return this.from;
   }
 
   /** Runs `request` on the next idle thread. `transfer` lists buffers to move instead of copy. */
@@ -300,7 +304,7 @@ export class ThreadPool<Req, Res> {
       resourceLimits: this.options.resourceLimits,
       // A bundle needs no TypeScript loader: without the process's `--import tsx`, the thread
       // neither registers it nor sends its imports through tsx's hooks (~0.06 s less per thread).
-      ...(this.startsFrom === 'bundle' ? { execArgv: bundleExecArgv(process.execArgv) } : {}),
+      ...(this.from === 'bundle' ? { execArgv: bundleExecArgv(process.execArgv) } : {}),
     });
     const slot: Slot = { index, worker, port: port1, signal: new Int32Array(signal), ready: false };
     worker.on('message', (msg: { ready: true }) => {
@@ -323,10 +327,10 @@ export class ThreadPool<Req, Res> {
         return;
       }
       if (!wasUp) {
-        if (this.startsFrom === 'bundle') {
+        if (this.from === 'bundle') {
           // A bundle that builds but does not run here: threads start through tsx from now on.
           this.script = BOOTSTRAP;
-          this.startsFrom = 'tsx';
+          this.from = 'tsx';
           process.emitWarning(`ThreadPool ${this.options.name ?? 'stride'}: a thread did not start from its bundle (${failure.message}); starting threads through tsx`);
         } else if (++this.startFailures >= MAX_START_FAILURES) {
           // The entry module cannot load: every request fails with why, instead of threads

@@ -36,8 +36,8 @@ export class BufferArena {
   readonly stats: ArenaStats = { reused: 0, allocated: 0, bytes: 0 };
   /** Free arrays by kind and length. */
   private readonly free = { f32: new Map<number, Float32Array[]>(), i32: new Map<number, Int32Array[]>(), f64: new Map<number, Float64Array[]>() };
-  /** Handed out since the last reset. */
-  private readonly lent: { kind: Kind; array: Float32Array | Int32Array | Float64Array }[] = [];
+  /** Handed out since the last reset, by kind (no record object per array: `take` runs per op). */
+  private readonly lent = { f32: [] as Float32Array[], i32: [] as Int32Array[], f64: [] as Float64Array[] };
 
   constructor(readonly maxBytes = DEFAULT_MAX_BYTES) {}
 
@@ -54,21 +54,23 @@ export class BufferArena {
       if (this.stats.bytes + array.byteLength > this.maxBytes) return array;
       this.stats.bytes += array.byteLength;
     }
-    this.lent.push({ kind, array });
+    (this.lent[kind] as ArrayOf<K>[]).push(array);
     return array;
   }
 
   /** Takes back every array handed out: they may be handed out again. */
   reset(): void {
-    // In reverse, so that `take` (which pops) gives each array to the call that had it last time.
-    for (let i = this.lent.length - 1; i >= 0; i--) {
-      const { kind, array } = this.lent[i];
-      const lists = this.free[kind] as Map<number, (typeof array)[]>;
-      let list = lists.get(array.length);
-      if (list === undefined) lists.set(array.length, (list = []));
-      list.push(array);
+    for (const kind of ['f32', 'i32', 'f64'] as const) {
+      const lent = this.lent[kind] as (Float32Array | Int32Array | Float64Array)[];
+      const lists = this.free[kind] as Map<number, (typeof lent)[number][]>;
+      // In reverse, so that `take` (which pops) gives each array to the call that had it last time.
+      for (let i = lent.length - 1; i >= 0; i--) {
+        let list = lists.get(lent[i].length);
+        if (list === undefined) lists.set(lent[i].length, (list = []));
+        list.push(lent[i]);
+      }
+      lent.length = 0;
     }
-    this.lent.length = 0;
   }
 }
 

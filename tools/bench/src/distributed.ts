@@ -73,6 +73,8 @@ export interface DistRun {
   /** Images per second of every timed window (wall time between the trainer's step events). */
   windows: number[];
   median: number;
+  /** Images per second over the warm-up steps, from the job's start ('running') to the warm-up's last step event. */
+  warmupImagesPerSec: number;
   breakdown: DistBreakdown;
   /** SHA-256 of the trained parameters: equal for both executors. */
   paramsSha256: string;
@@ -135,6 +137,8 @@ export interface DistributedReport {
   ratios: number[];
   /** Same job, same steps: the parameters must be bit-identical. */
   identical: boolean;
+  /** Steps before the timed windows (their images/s is `DistRun.warmupImagesPerSec`). */
+  warmupSteps: number;
 }
 
 interface StepRecord {
@@ -246,6 +250,7 @@ async function runTimed(
   const steps: StepMetrics[] = [];
   const snapshots: Promise<CpuSnapshot>[] = [];
   let paramsSha256 = '';
+  let started = NaN;
   try {
     const result = await train(spec, {
       executor,
@@ -253,6 +258,9 @@ async function runTimed(
       jobId: 'bench-dist',
       resume: false,
       on: {
+        state: (e) => {
+          if (e.state.status === 'running' && Number.isNaN(started)) started = wallClock();
+        },
         step: (e) => {
           at.push(wallClock());
           steps.push(e);
@@ -298,7 +306,8 @@ async function runTimed(
   let shardComputeMs = 0;
   for (let i = s.warmup; i < totalSteps; i++) for (const r of executor.steps.get(steps[i].step)?.results ?? []) shardComputeMs += r.computeMs;
   const cpu: CpuPerStep = { thisProcessMs: diff(c0.self, c1.self)!, redisMs: diff(c0.redis, c1.redis), workersMs: diff(c0.workers, c1.workers), shardComputeMs: shardComputeMs / timed };
-  return { label, executor: kind, units, batch, shards, windows, median: median(windows), breakdown, paramsSha256, cpu };
+  const warmupImagesPerSec = (s.warmup * batch * 1000) / (at[s.warmup - 1] - started);
+  return { label, executor: kind, units, batch, shards, windows, median: median(windows), warmupImagesPerSec, breakdown, paramsSha256, cpu };
 }
 
 /** Where the worker app's entry point lives (started as a process, like `docker compose` does). */
@@ -367,7 +376,7 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<void> 
 export async function benchDistributed(workers: number, batch: number, shards: number, s: DistSchedule, reps: number, log: (line: string) => void = () => undefined): Promise<DistributedReport> {
   const config = resolveTransportConfig({ prefix: `stride-bench-${process.pid}-${Date.now()}` });
   const redis = createRedis(config, 'bench');
-  const report: DistributedReport = { batch, shards, distributed: [], local: [], ratio: NaN, ratios: [], identical: true };
+  const report: DistributedReport = { batch, shards, distributed: [], local: [], ratio: NaN, ratios: [], identical: true, warmupSteps: s.warmup };
   let children: ChildProcess[] = [];
   try {
     await redis.ping();
@@ -411,6 +420,12 @@ export function formatDistributed(d: DistributedReport): string[] {
     `distributed, global batch ${d.batch} in ${d.shards} shards (images/s, median of ${d.distributed.length}): ` +
       `2 workers x 1 thread via Redis ${f(dm, 0)}, LocalExecutor 2 threads ${f(lm, 0)}, ratio ${f(d.ratio, 2)} ` +
       `(per repetition ${d.ratios.map((x) => f(x, 2)).join(', ')}); parameters ${d.identical ? 'bit-identical' : 'DIFFER'}`,
+  );
+  const dw = median(d.distributed.map((x) => x.warmupImagesPerSec));
+  const lw = median(d.local.map((x) => x.warmupImagesPerSec));
+  lines.push(
+    `  warm-up, the first ${d.warmupSteps} steps (images/s, not in the ratio): via Redis ${f(dw, 0)}, LocalExecutor ${f(lw, 0)}, ratio ${f(dw / lw, 2)} ` +
+      `(per repetition ${d.distributed.map((x, i) => f(x.warmupImagesPerSec / d.local[i].warmupImagesPerSec, 2)).join(', ')}; the worker processes start once, cold in repetition 1 only)`,
   );
   const cols = ['cycle', 'publish', 'enqueue', 'pickup', 'fetch', 'compute', 'upload', 'collect', 'reduce', 'optim', 'other', 'overhead'] as const;
   const keys = ['cycleMs', 'publishMs', 'enqueueMs', 'pickupMs', 'fetchMs', 'computeMs', 'uploadMs', 'collectMs', 'reduceMs', 'optimizerMs', 'otherMs', 'overheadMs'] as const;

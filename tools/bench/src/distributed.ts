@@ -139,6 +139,8 @@ export interface DistributedReport {
   identical: boolean;
   /** Steps before the timed windows (their images/s is `DistRun.warmupImagesPerSec`). */
   warmupSteps: number;
+  /** Median distributed warm-up images/s over median local warm-up images/s. */
+  warmupRatio: number;
 }
 
 interface StepRecord {
@@ -376,7 +378,7 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<void> 
 export async function benchDistributed(workers: number, batch: number, shards: number, s: DistSchedule, reps: number, log: (line: string) => void = () => undefined): Promise<DistributedReport> {
   const config = resolveTransportConfig({ prefix: `stride-bench-${process.pid}-${Date.now()}` });
   const redis = createRedis(config, 'bench');
-  const report: DistributedReport = { batch, shards, distributed: [], local: [], ratio: NaN, ratios: [], identical: true, warmupSteps: s.warmup };
+  const report: DistributedReport = { batch, shards, distributed: [], local: [], ratio: NaN, ratios: [], identical: true, warmupSteps: s.warmup, warmupRatio: NaN };
   let children: ChildProcess[] = [];
   try {
     await redis.ping();
@@ -407,6 +409,7 @@ export async function benchDistributed(workers: number, batch: number, shards: n
   const runs = [...report.distributed, ...report.local];
   report.identical = runs.every((x) => x.paramsSha256 === runs[0].paramsSha256);
   report.ratio = median(report.distributed.map((x) => x.median)) / median(report.local.map((x) => x.median));
+  report.warmupRatio = median(report.distributed.map((x) => x.warmupImagesPerSec)) / median(report.local.map((x) => x.warmupImagesPerSec));
   return report;
 }
 
@@ -424,7 +427,7 @@ export function formatDistributed(d: DistributedReport): string[] {
   const dw = median(d.distributed.map((x) => x.warmupImagesPerSec));
   const lw = median(d.local.map((x) => x.warmupImagesPerSec));
   lines.push(
-    `  warm-up, the first ${d.warmupSteps} steps (images/s, not in the ratio): via Redis ${f(dw, 0)}, LocalExecutor ${f(lw, 0)}, ratio ${f(dw / lw, 2)} ` +
+    `  warm-up, the first ${d.warmupSteps} steps (images/s, not in the ratio): via Redis ${f(dw, 0)}, LocalExecutor ${f(lw, 0)}, ratio ${f(d.warmupRatio, 2)} ` +
       `(per repetition ${d.distributed.map((x, i) => f(x.warmupImagesPerSec / d.local[i].warmupImagesPerSec, 2)).join(', ')}; the worker processes start once, cold in repetition 1 only)`,
   );
   const cols = ['cycle', 'publish', 'enqueue', 'pickup', 'fetch', 'compute', 'upload', 'collect', 'reduce', 'optim', 'other', 'overhead'] as const;

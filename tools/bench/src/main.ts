@@ -219,8 +219,7 @@ if (opts.distributed) {
   try {
     report.distributed = await benchDistributed(THREADS, distBatch, distShards, DIST, reps, log);
     s.distributedRatio = report.distributed.ratio;
-    const warm = (runs: readonly { warmupImagesPerSec: number }[]): number => median(runs.map((x) => x.warmupImagesPerSec));
-    s.distributedWarmupRatio = warm(report.distributed.distributed) / warm(report.distributed.local);
+    s.distributedWarmupRatio = report.distributed.warmupRatio;
   } catch (err) {
     report.distributed = { skipped: (err as Error).message };
   }
